@@ -1,0 +1,34 @@
+# The README's two commands: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test unit integration bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned: on these machines 2.13.0 is a CPU build on disk;
+	# an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(PY) -m serve_app serve --config config/providers.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+bench: $(STAMP)
+	$(PY) benchmarks/embeddings_throughput.py --quick
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,132 @@
+"""Start, wait for and stop one provider's Serve application.
+
+Used by the driver at start-up (`serve_app.main`) and by the router for
+run-time registration and reloads (``serve.run`` works from inside a replica,
+measured with Ray 2.60). Blocking Serve calls run in a thread so a router's
+event loop keeps serving while a provider loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from providers.errors import DeploymentError, InsufficientResourcesError
+from providers.registry.config import DeploymentOptions
+from providers.registry.table import Route, provider_app_name
+
+logger = logging.getLogger(__name__)
+
+PROVIDER_DEPLOYMENT_NAME = "ProviderDeployment"
+
+
+def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str]) -> dict[str, Any]:
+    """Arguments of `serve_app.builders.build_provider_app` (JSON-able, for Serve configs too)."""
+    return {
+        "registry_app": registry_app,
+        "type": route.type.value,
+        "name": route.name,
+        "version": route.version,
+        "spec": route.spec.model_dump(mode="json", by_alias=True),
+        "allowed_prefixes": list(allowed_prefixes),
+    }
+
+
+def app_name_of(route: Route, registry_app: str) -> str:
+    return provider_app_name(registry_app, route.type, route.name, route.version)
+
+
+def replica_resources(options: DeploymentOptions) -> dict[str, float]:
+    need = {"CPU": options.num_cpus, "GPU": options.num_gpus, **options.resources}
+    if options.memory:
+        need["memory"] = float(options.memory)
+    return {k: v for k, v in need.items() if v}
+
+
+def check_resources(route: Route) -> None:
+    """Refuse a provider no alive node could ever place one replica of.
+
+    Without this, Serve waits forever for a GPU that a CPU machine will never
+    have, and the caller sees only a deploy that never finishes.
+    """
+    import ray
+
+    need = replica_resources(route.spec.deployment)
+    if not need:
+        return
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in need.items()) for node in nodes):
+        return
+    have = {k: max((node.get(k, 0.0) for node in nodes), default=0.0) for k in need}
+    short = ", ".join(f"{k} {v:g} (largest node has {have[k]:g})" for k, v in need.items() if have[k] < v)
+    raise InsufficientResourcesError(
+        f"{route.type.value} provider {route.name!r} asks for {short} per replica, "
+        "and no node in the cluster has that. Lower the request, add such a node, or set "
+        "registry.check_resources: false on an autoscaling cluster that adds it on demand"
+    )
+
+
+def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True) -> str:
+    """Deploy one version of a provider and wait until it is RUNNING."""
+    from ray import serve
+
+    from serve_app.builders import build_provider_app
+
+    if check:
+        check_resources(route)
+    app_name = app_name_of(route, registry_app)
+    app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes))
+    logger.info("deploying %s", app_name)
+    serve._run(app, name=app_name, route_prefix=None, _blocking=False)
+    wait_running(app_name, timeout_s, who=f"{route.type.value} provider {route.name!r}")
+    return app_name
+
+
+def wait_running(app_name: str, timeout_s: float, who: str) -> None:
+    from ray import serve
+    from ray.serve.schema import ApplicationStatus
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        status = serve.status().applications.get(app_name)
+        if status is not None:
+            if status.status == ApplicationStatus.RUNNING:
+                return
+            last = _status_message(status)
+            if status.status in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY):
+                delete_blocking(app_name)
+                raise DeploymentError(f"{who} failed to start: {last}")
+        time.sleep(0.2)
+    delete_blocking(app_name)
+    raise DeploymentError(f"{who} did not become RUNNING within {timeout_s:g}s: {last or 'no status'}")
+
+
+def _status_message(status: Any) -> str:
+    parts = [status.message] if status.message else []
+    for dep in status.deployments.values():
+        if dep.message:
+            parts.append(dep.message)
+    text = " | ".join(parts) or str(status.status)
+    # Serve appends the replica's whole traceback; the last line names the error.
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:2000] if lines else text
+
+
+def delete_blocking(app_name: str) -> None:
+    from ray import serve
+
+    try:
+        serve.delete(app_name, _blocking=True)
+    except Exception as exc:  # deleting is best effort; the caller reports the real error
+        logger.warning("could not delete %s: %s", app_name, exc)
+
+
+async def deploy(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True) -> str:
+    return await asyncio.to_thread(deploy_blocking, route, registry_app, allowed_prefixes, timeout_s, check)
+
+
+async def delete(app_name: str) -> None:
+    await asyncio.to_thread(delete_blocking, app_name)

@@ -1,0 +1,167 @@
+"""HTTP face of the router: OpenAI-compatible embeddings and the registry's read API.
+
+Every error leaves as JSON in OpenAI's shape ``{"error": {"message", "type",
+"param", "code"}}`` with a 4xx naming the field, or a 502/503/504 when a
+provider (and its fallbacks) failed. Nothing a caller sends produces a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from providers.errors import InvalidRequestError, RegistryError
+from providers.registry.limits import check_texts
+from providers.types import ProviderType
+
+logger = logging.getLogger("ray.serve")
+
+app = FastAPI(title="Provider registry", docs_url="/docs", redoc_url=None)
+
+
+class EmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., min_length=1, description="Name of an embeddings provider.")
+    input: str | list[Any] = Field(..., description="A string or a list of strings.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status, media_type="application/json")
+
+
+def error_response(status: int, message: str, param: str | None = None, code: str | None = None) -> Response:
+    kind = "invalid_request_error" if status < 500 else "provider_error"
+    return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+
+
+def registry_error_response(exc: BaseException) -> Response:
+    """Map any exception from the registry (possibly wrapped by Ray) to a response."""
+    cause = getattr(exc, "cause", None)
+    err = cause if isinstance(cause, BaseException) else exc
+    if isinstance(err, RegistryError):
+        status = err.http_status if err.http_status != 500 else 503
+        return error_response(status, str(err), getattr(err, "field", None), type(err).__name__)
+    logger.exception("unexpected error in the registry router")
+    return error_response(503, f"registry error: {type(err).__name__}", None, "internal")
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"malformed JSON ({exc})", "body") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"must be a JSON object, got {type(data).__name__}", "body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequestError(*_first_problem(exc.errors(include_url=False, include_input=False))) from None
+
+
+def _first_problem(errors: list[dict[str, Any]]) -> tuple[str, str]:
+    """Pydantic's errors as (message, field): the first field named, the rest appended."""
+    found = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        if err.get("type") == "json_invalid":
+            found.append(("body", "malformed JSON"))
+            continue
+        found.append((loc, "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")))
+    if not found:
+        return "invalid request", "body"
+    (field, first), rest = found[0], found[1:]
+    return first + "".join(f"; {loc}: {msg}" for loc, msg in rest), field
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+    err = InvalidRequestError(*_first_problem(exc.errors()))
+    return error_response(400, str(err), err.field, "invalid_request")
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    return error_response(exc.status_code, str(exc.detail))
+
+
+class HttpRoutes:
+    """Route handlers, mixed into the router deployment (`deployments.router`)."""
+
+    @app.post("/v1/embeddings")
+    async def embeddings(self, request: Request) -> Response:
+        # The body is parsed here, not by FastAPI, so that a client that omits
+        # Content-Type (curl -d does) is still understood, and errors keep our shape.
+        try:
+            body = await parse_body(request, EmbeddingsRequest)
+        except InvalidRequestError as exc:
+            return error_response(400, str(exc), exc.field, "invalid_request")
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        try:
+            if texts and all(isinstance(t, int) for t in texts):
+                raise InvalidRequestError("token arrays are not supported; send strings", "input")
+            s = self.settings
+            check_texts(texts, "input", s.max_texts_per_request, s.max_chars_per_text)
+            vectors = await self.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
+        except Exception as exc:
+            return registry_error_response(_rename(exc, "texts", "input"))
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if body.dimensions is not None and body.dimensions != matrix.shape[1]:
+            return error_response(400, f"dimensions: provider {body.model!r} returns {matrix.shape[1]}", "dimensions")
+        if body.encoding_format == "base64":
+            data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode()}
+                    for i, row in enumerate(matrix)]
+        else:
+            data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(matrix)]
+        words = sum(len(t.split()) for t in texts)  # approximate: whitespace words, not model tokens
+        return json_response({"object": "list", "data": data, "model": body.model,
+                              "usage": {"prompt_tokens": words, "total_tokens": words}})
+
+    @app.get("/v1/models")
+    async def models(self) -> Response:
+        names = self.table.names(ProviderType.EMBEDDING)
+        return json_response({"object": "list", "data": [
+            {"id": n, "object": "model", "owned_by": "provider-registry"} for n in names]})
+
+    @app.get("/v1/providers")
+    async def http_list_providers(self, type: str | None = None, include_instances: bool = False) -> Response:
+        try:
+            return json_response(await self.list_providers(type, include_instances))
+        except Exception as exc:
+            return registry_error_response(exc)
+
+    @app.get("/v1/providers/{ptype}/{name}/health")
+    async def http_health(self, ptype: str, name: str) -> Response:
+        try:
+            report = await self.health_check(ptype, name)
+        except Exception as exc:
+            return registry_error_response(exc)
+        return json_response(report, 200 if report.get("status") == "healthy" else 503)
+
+    @app.get("/v1/stats")
+    async def http_stats(self) -> Response:
+        return json_response(await self.get_stats())
+
+    @app.get("/healthz")
+    async def healthz(self) -> Response:
+        return json_response({"status": "ok", "providers": len(self.table.routes), "revision": self.table.revision})
+
+
+def _rename(exc: BaseException, old: str, new: str) -> BaseException:
+    """Errors checked by the shared limits name the Python argument; HTTP callers sent ``input``."""
+    if isinstance(exc, InvalidRequestError) and exc.field and exc.field.startswith(old):
+        return InvalidRequestError(str(exc).split(": ", 1)[-1], new + exc.field[len(old):])
+    return exc

@@ -1,0 +1,124 @@
+"""One provider as a Ray Serve deployment (its own application).
+
+The replica loads the class (allowlist and interface checked again here:
+every replica is a fresh process), initializes it from ``user_config``, and
+answers ``invoke(method, args, kwargs)`` for the methods of its type's
+interface. ``embed_texts`` goes through ``@serve.batch``: concurrent requests
+are merged into one model call, worth about 3x on CPU for MiniLM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from providers.errors import InvalidRequestError
+from providers.interfaces import shape_of
+from providers.registry.config import BatchingOptions, parse_provider_config, ProviderConfig
+from providers.registry.loading import load_provider_class
+from providers.types import ProviderType
+
+logger = logging.getLogger("ray.serve")
+
+
+class ProviderUserConfig(ProviderConfig):
+    """What can change in place, without restarting replicas."""
+
+    config: dict[str, Any] = {}
+    batching: BatchingOptions = BatchingOptions()
+
+
+class ProviderDeployment:
+    def __init__(self, provider_type: str, name: str, class_path: str, allowed_prefixes: list[str]) -> None:
+        self.ptype = ProviderType.parse(provider_type)
+        self.name = name
+        self.class_path = class_path
+        self.cls = load_provider_class(class_path, self.ptype, allowed_prefixes)
+        self.shape = shape_of(self.ptype)
+        self.provider: Any = None
+        self.batching = BatchingOptions()
+        self._swap_lock = asyncio.Lock()
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Initialize (first call) or re-initialize with a new config, in place.
+
+        The new instance is built beside the old one and swapped in only once
+        it initialized, so a bad config leaves the old instance serving.
+        """
+        uc = parse_provider_config(ProviderUserConfig, user_config, path="user_config")
+        self.batching = uc.batching
+        self._batched_embed.set_max_batch_size(uc.batching.max_batch_size)
+        self._batched_embed.set_batch_wait_timeout_s(uc.batching.batch_wait_timeout_s)
+        async with self._swap_lock:
+            fresh = self.cls()
+            await fresh.initialize(dict(uc.config))
+            old, self.provider = self.provider, fresh
+        if old is not None:
+            await _close(old)
+
+    async def invoke(self, method: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> Any:
+        args, kwargs = list(args or []), dict(kwargs or {})
+        if method not in self.shape.callable_methods:
+            raise InvalidRequestError(
+                f"{self.shape.name} has no method {method!r}; methods: {sorted(self.shape.callable_methods)}",
+                "method",
+            )
+        if method == "embed_texts" and self.batching.enabled and not kwargs and len(args) == 1:
+            return list(await self._batched_embed(args[0]))
+        result = getattr(self.provider, method)(*args, **kwargs)
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _batched_embed(self, batches: list[list[str]]) -> list[np.ndarray]:
+        flat = [text for texts in batches for text in texts]
+        vectors = await self.provider.embed_texts(flat)
+        matrix = np.asarray(vectors, dtype=np.float32)
+        out, start = [], 0
+        for texts in batches:
+            out.append(matrix[start : start + len(texts)])
+            start += len(texts)
+        return out
+
+    async def describe(self) -> dict[str, Any]:
+        """The sync getters' answers, read once per provider version by the router."""
+        getters = {m: _jsonable(getattr(self.provider, m)()) for m in sorted(self.shape.sync_methods)}
+        return {
+            "interface": self.shape.name,
+            "class": self.class_path,
+            "getters": getters,
+            "async_methods": sorted(self.shape.async_methods - {"initialize"}),
+        }
+
+    async def check_health(self) -> None:
+        """Serve's replica health check: the provider's own verdict."""
+        report = await self.provider.health_check()
+        if not isinstance(report, dict) or report.get("status") != "healthy":
+            raise RuntimeError(f"{self.ptype.value}/{self.name} unhealthy: {report}")
+
+    async def __del__(self) -> None:  # Serve awaits this when a replica is stopped
+        if self.provider is not None:
+            await _close(self.provider)
+
+
+async def _close(provider: Any) -> None:
+    close = getattr(provider, "close", None) or getattr(provider, "cleanup", None)
+    if close is None:
+        return
+    try:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+    except Exception as exc:  # closing is best effort
+        logger.warning("closing provider failed: %s", exc)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

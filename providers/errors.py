@@ -1,0 +1,89 @@
+"""One exception tree for the whole registry.
+
+    RegistryError
+    ├── ConfigError                  bad providers.yaml or registration spec (names the key path)
+    │   └── InterpolationError       ${VAR} unset without default, unbalanced braces
+    ├── ProviderLoadError            class path cannot be imported or is not allowed
+    │   ├── ModuleNotAllowedError    module outside the allowlisted prefixes
+    │   └── InterfaceError           class misses methods of its type's interface
+    ├── UnknownProviderTypeError     not one of the eight ProviderType values
+    ├── ProviderNotFoundError        no provider of that type and name (lists known names)
+    ├── ProviderExistsError          register_provider on a name already taken
+    ├── DeploymentError              a provider's Serve application failed to start
+    │   └── InsufficientResourcesError  the cluster lacks what the provider asks for
+    ├── InvalidRequestError          a caller's input is wrong (names the field)
+    └── ProviderCallError            a provider call failed (and its fallbacks, if any)
+        └── ProviderTimeoutError     ... by missing its deadline
+
+Every error carries a plain message; HTTP maps each class to a status code in
+one place (`deployments.http_errors`). Provider SDK errors are translated at the
+provider boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Root of every error the registry raises on purpose."""
+
+    http_status = 500  # overridden by every concrete subclass that callers can cause
+
+
+class ConfigError(RegistryError):
+    http_status = 400
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class InterpolationError(ConfigError):
+    pass
+
+
+class ProviderLoadError(RegistryError):
+    http_status = 400
+
+
+class ModuleNotAllowedError(ProviderLoadError):
+    http_status = 403
+
+
+class InterfaceError(ProviderLoadError):
+    pass
+
+
+class UnknownProviderTypeError(RegistryError):
+    http_status = 404
+
+
+class ProviderNotFoundError(RegistryError):
+    http_status = 404
+
+
+class ProviderExistsError(RegistryError):
+    http_status = 409
+
+
+class DeploymentError(RegistryError):
+    http_status = 502
+
+
+class InsufficientResourcesError(DeploymentError):
+    http_status = 409
+
+
+class InvalidRequestError(RegistryError):
+    http_status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class ProviderCallError(RegistryError):
+    http_status = 502
+
+
+class ProviderTimeoutError(ProviderCallError):
+    http_status = 504

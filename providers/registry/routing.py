@@ -1,0 +1,147 @@
+"""The routing core: call a provider, and on failure its fallbacks, within deadlines.
+
+Plain asyncio, no Ray: the router deployment supplies ``attempt`` (one call to
+one provider's replicas) and this module decides the order, the deadline of
+each try and what counts as a failure. Circuit breakers slot in at
+`FallbackCaller.should_try` (issue: operations), so the order of tries and
+the bookkeeping stay in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from providers.errors import (
+    InvalidRequestError,
+    ProviderCallError,
+    ProviderNotFoundError,
+    ProviderTimeoutError,
+    RegistryError,
+)
+
+T = TypeVar("T")
+
+# Errors that say the *caller* is wrong: trying a fallback cannot fix them,
+# and they must reach the caller as the 4xx they are.
+CALLER_ERRORS: tuple[type[BaseException], ...] = (InvalidRequestError, ProviderNotFoundError)
+
+
+@dataclass
+class UsageStats:
+    calls: int = 0
+    successes: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    served_as_fallback: int = 0
+    total_latency_s: float = 0.0
+    last_error: str | None = None
+    last_used: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        avg = self.total_latency_s / self.successes if self.successes else None
+        return {
+            "calls": self.calls,
+            "successes": self.successes,
+            "failures": self.failures,
+            "timeouts": self.timeouts,
+            "served_as_fallback": self.served_as_fallback,
+            "avg_latency_ms": round(avg * 1000, 3) if avg is not None else None,
+            "last_error": self.last_error,
+            "last_used": self.last_used,
+        }
+
+
+@dataclass
+class Attempt:
+    name: str
+    error: str | None
+    elapsed_s: float
+
+
+@dataclass
+class FallbackCaller:
+    """Tries ``chain`` in order; the first success wins.
+
+    ``attempt(name, timeout_s)`` performs one call. ``timeout_of(name)`` is
+    that provider's per-call deadline. ``scrub`` cleans error text (secrets)
+    before it is recorded or raised.
+    """
+
+    stats: dict[str, UsageStats] = field(default_factory=dict)
+    scrub: Callable[[str], str] = lambda s: s
+    clock: Callable[[], float] = time.monotonic
+
+    def usage(self, key: str) -> UsageStats:
+        return self.stats.setdefault(key, UsageStats())
+
+    def should_try(self, key: str) -> bool:
+        """Hook for circuit breakers: False skips this provider without calling it."""
+        return True
+
+    async def call(
+        self,
+        kind: str,
+        chain: list[str],
+        attempt: Callable[[str, float], Awaitable[T]],
+        timeout_of: Callable[[str], float],
+    ) -> T:
+        tried: list[Attempt] = []
+        for position, name in enumerate(chain):
+            key = f"{kind}/{name}"
+            if not self.should_try(key):
+                tried.append(Attempt(name, "skipped (circuit open)", 0.0))
+                continue
+            stats = self.usage(key)
+            stats.calls += 1
+            stats.last_used = time.time()
+            timeout = timeout_of(name)
+            start = self.clock()
+            try:
+                result = await asyncio.wait_for(attempt(name, timeout), timeout)
+            except CALLER_ERRORS:
+                stats.failures += 1
+                raise
+            except asyncio.TimeoutError:
+                message = f"missed its {timeout:g}s deadline"
+                stats.timeouts += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any provider failure moves on to the fallback
+                message = self.scrub(_describe(exc))
+            else:
+                stats.successes += 1
+                stats.total_latency_s += self.clock() - start
+                if position:
+                    stats.served_as_fallback += 1
+                return result
+            stats.failures += 1
+            stats.last_error = message
+            tried.append(Attempt(name, message, self.clock() - start))
+        raise _failure(kind, tried)
+
+
+def _describe(exc: BaseException) -> str:
+    # Ray wraps a replica's exception (RayTaskError) and keeps the original as
+    # .cause; show the original, not Ray's multi-line traceback text.
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+
+
+def _failure(kind: str, tried: list[Attempt]) -> ProviderCallError:
+    detail = "; ".join(f"{a.name}: {a.error}" for a in tried)
+    only_timeouts = tried and all((a.error or "").startswith("missed its") for a in tried)
+    cls = ProviderTimeoutError if only_timeouts else ProviderCallError
+    names = [a.name for a in tried]
+    if len(tried) == 1:
+        return cls(f"{kind} provider {names[0]!r} failed: {tried[0].error}")
+    return cls(f"all {kind} providers in the chain {names} failed: {detail}")
+
+
+__all__ = ["Attempt", "CALLER_ERRORS", "FallbackCaller", "RegistryError", "UsageStats"]
