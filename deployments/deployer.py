@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any
 
@@ -20,6 +21,14 @@ from providers.registry.table import Route, provider_app_name
 logger = logging.getLogger(__name__)
 
 PROVIDER_DEPLOYMENT_NAME = "ProviderDeployment"
+
+# Building a Serve deployment is not thread-safe in Ray 2.60:
+# DeploymentConfig() registers and unregisters a module for cloudpickle's
+# pickle-by-value in a process-wide table, and two threads doing it at once
+# fail with "... is not registered for pickle by value" (seen here when
+# providers were deployed in parallel). Builds and submits take this lock;
+# the long wait for RUNNING does not.
+_BUILD_LOCK = threading.Lock()
 
 
 def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str]) -> dict[str, Any]:
@@ -77,9 +86,10 @@ def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str]
     if check:
         check_resources(route)
     app_name = app_name_of(route, registry_app)
-    app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes))
-    logger.info("deploying %s", app_name)
-    serve._run(app, name=app_name, route_prefix=None, _blocking=False)
+    with _BUILD_LOCK:
+        app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes))
+        logger.info("deploying %s", app_name)
+        serve._run(app, name=app_name, route_prefix=None, _blocking=False)
     wait_running(app_name, timeout_s, who=f"{route.type.value} provider {route.name!r}")
     return app_name
 

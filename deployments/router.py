@@ -20,7 +20,7 @@ from ray import serve
 from deployments import deployer
 from deployments.http_api import HttpRoutes, app
 from deployments.table_store import TableStore
-from providers.errors import ProviderNotFoundError
+from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.config import RegistryConfig, parse_spec
 from providers.registry.limits import check_call
 from providers.registry.loading import load_provider_class
@@ -129,22 +129,29 @@ class RegistryRouter(HttpRoutes):
         )
 
     async def describe(self, ptype: Any, name: str, use_fallback: bool = False) -> dict[str, Any]:
-        """What a client proxy needs: interface, the sync getters' values, version."""
+        """What a client proxy needs: interface, the sync getters' values, version.
+
+        Read once per provider version (the getters are cheap and static) and
+        not counted as usage. With ``use_fallback``, the first provider of the
+        chain that answers describes it.
+        """
         ptype = ProviderType.parse(ptype)
         await self._route(ptype, name)
         chain = self.table.chain(ptype, name) if use_fallback else [name]
-
-        async def attempt(candidate: str, timeout_s: float) -> dict[str, Any]:
+        errors = []
+        for candidate in chain:
             route = self.table.get(ptype, candidate)
             app_name = deployer.app_name_of(route, self.settings.app_name)
-            if app_name not in self.described:
-                self.described[app_name] = await self._handle(route).describe.remote()
+            try:
+                if app_name not in self.described:
+                    response = self._handle(route).describe.remote()
+                    self.described[app_name] = await asyncio.wait_for(response, route.spec.call_timeout_s)
+            except Exception as exc:
+                errors.append(f"{candidate}: {self.scrub(_reason(exc))}")
+                continue
             return {**self.described[app_name], "type": ptype.value, "name": name,
                     "served_by": candidate, "version": route.version}
-
-        return await self.caller.call(
-            ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s
-        )
+        raise ProviderCallError(f"cannot describe {ptype.value} provider {name!r}: " + "; ".join(errors))
 
     # -- registry operations --------------------------------------------------------
     async def register_provider(self, ptype: Any, name: str, class_path: str, config: dict[str, Any] | None = None,
@@ -174,7 +181,7 @@ class RegistryRouter(HttpRoutes):
             report = await self._health_of(new)
             if report.get("status") != "healthy":
                 await deployer.delete(deployer.app_name_of(new, self.settings.app_name))
-                raise deployer.DeploymentError(f"{route_key(ptype, name)} v{new.version} failed its health check: {report}")
+                raise DeploymentError(f"{route_key(ptype, name)} v{new.version} failed its health check: {report}")
             await self._commit(self.table.with_route(new, replace=True))
         # Other replicas switch within TABLE_POLL_S; Serve's delete then drains
         # the old replicas' in-flight requests (graceful_shutdown_timeout_s).
@@ -220,7 +227,7 @@ class RegistryRouter(HttpRoutes):
         try:
             await deployer.deploy(route, self.settings.app_name, self.allowed,
                                   self.settings.deploy_timeout_s, self.settings.check_resources)
-        except deployer.DeploymentError as exc:
+        except DeploymentError as exc:
             raise type(exc)(self.scrub(str(exc))) from None
 
     async def _retire(self, app_name: str, delay_s: float) -> None:
@@ -243,8 +250,7 @@ class RegistryRouter(HttpRoutes):
         except asyncio.TimeoutError:
             report = {"status": "unhealthy", "error": f"health check missed its {route.spec.call_timeout_s:g}s deadline"}
         except Exception as exc:
-            cause = getattr(exc, "cause", exc)
-            report = {"status": "unhealthy", "error": f"{type(cause).__name__}: {cause}"}
+            report = {"status": "unhealthy", "error": _reason(exc)}
         report = redact({**report, "provider": route.key, "version": route.version})
         if "error" in report:
             report["error"] = self.scrub(str(report["error"]))
@@ -305,3 +311,11 @@ class RegistryRouter(HttpRoutes):
             # the operations issue's (one replica by default, so they are whole).
             "scope": {"router_replica": ctx.replica_id.unique_id},
         }
+
+
+def _reason(exc: BaseException) -> str:
+    """One line naming the error (Ray wraps a replica's exception; show the original)."""
+    cause = getattr(exc, "cause", None)
+    err = cause if isinstance(cause, BaseException) else exc
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[-1] if lines else ''}"[:500]

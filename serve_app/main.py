@@ -17,13 +17,13 @@ from providers.registry.table import RouteTable
 logger = logging.getLogger(__name__)
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars: dict[str, str] | None = None) -> None:
     import ray
 
     if ray.is_initialized():
         return
     # Offline: the model ships in a package; never let a library reach a hub.
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env_vars or {})}
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
     ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env})
@@ -57,8 +57,9 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
         for f in futures:
             f.result()
     serve.run(build_registry_app({"config": config.model_dump(mode="json", by_alias=True)}),
-              name=s.app_name, route_prefix="/")
-    return {"http": f"http://{s.http_host}:{s.http_port}", "app_name": s.app_name}
+              name=s.app_name, route_prefix=s.route_prefix)
+    base = f"http://{s.http_host}:{s.http_port}{s.route_prefix.rstrip('/')}"
+    return {"http": base, "app_name": s.app_name}
 
 
 def serve_forever(config_path: str) -> int:

@@ -117,17 +117,39 @@ class OpenAICompatibleProvider(EmbeddingProvider):
 
 
 def _decode(body: Any, expected: int) -> list[np.ndarray]:
-    """Validate an embeddings response and return vectors in input order."""
+    """Validate an embeddings response and return vectors in input order.
+
+    A server that answers 200 with the wrong number of vectors, duplicate or
+    missing indices, ragged or empty vectors, or NaN is failing, and is
+    treated as such (so the fallback serves) instead of returning wrong data.
+    """
     try:
-        items = sorted(body["data"], key=lambda d: d["index"])
-        vectors = [
-            np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4").astype(np.float32)
-            if isinstance(d["embedding"], str)
-            else np.asarray(d["embedding"], dtype=np.float32)
-            for d in items
-        ]
+        items = body["data"]
+        if len(items) != expected:
+            raise ProviderCallError(f"embeddings server returned {len(items)} vectors for {expected} inputs")
+        if not all(isinstance(d["index"], int) for d in items):
+            raise TypeError("index must be an integer")
+        indices = sorted(d["index"] for d in items)
+        if indices != list(range(expected)):
+            raise ValueError(f"indices {indices[:8]}... do not cover 0..{expected - 1} once each")
+        by_index = {int(d["index"]): d["embedding"] for d in items}
+        vectors = [_vector(by_index[i]) for i in range(expected)]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderCallError(f"malformed embeddings response: {type(exc).__name__}: {exc}") from exc
-    if len(vectors) != expected:
-        raise ProviderCallError(f"embeddings server returned {len(vectors)} vectors for {expected} inputs")
+    if len({v.shape for v in vectors}) > 1:
+        raise ProviderCallError("malformed embeddings response: vectors of different lengths")
     return vectors
+
+
+def _vector(raw: Any) -> np.ndarray:
+    if isinstance(raw, str):
+        v = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4").astype(np.float32)
+    elif isinstance(raw, list):
+        v = np.asarray(raw, dtype=np.float32)
+    else:
+        raise TypeError(f"embedding must be a list or base64 string, got {type(raw).__name__}")
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"embedding must be a non-empty flat vector, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("embedding holds NaN or infinity")
+    return v

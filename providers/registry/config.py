@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from providers.errors import ConfigError
+from providers.errors import ConfigError, RegistryError
 from providers.registry.interpolation import interpolate_tree
 from providers.types import ProviderType
 
@@ -187,6 +187,9 @@ class RegistrySettings(_Strict):
         "registry", pattern=NAME_PATTERN,
         description="Serve application of the router; provider apps are prefixed with it.",
     )
+    route_prefix: str = Field(
+        "/", pattern=r"^/[A-Za-z0-9_\-/]*$", description="HTTP path prefix of the registry's routes."
+    )
     http_host: str = Field("127.0.0.1", description="Bind address; wider is an explicit choice.")
     http_port: int = Field(8000, ge=1, le=65535, description="HTTP port of Serve's proxy.")
     allowed_module_prefixes: list[str] = Field(
@@ -238,7 +241,10 @@ class RegistryConfig(_Strict):
                             f"{base}.fallback",
                         )
                 for ref in spec.depends_on:
-                    dtype, dname = parse_ref(ref)
+                    try:
+                        dtype, dname = parse_ref(ref)
+                    except ValueError as exc:
+                        raise ConfigError(str(exc), f"{base}.depends_on") from None
                     if dname not in self.group(dtype).providers:
                         raise ConfigError(f"unknown provider {ref!r}", f"{base}.depends_on")
             fallback_map = {n: s.fallback for n, s in group.items()}
@@ -258,7 +264,10 @@ def parse_ref(ref: str) -> tuple[ProviderType, str]:
     ptype, sep, name = str(ref).partition("/")
     if not sep or not _NAME_RE.match(name):
         raise ValueError(f"provider reference {ref!r} must look like 'type/name'")
-    return ProviderType.parse(ptype), name
+    try:
+        return ProviderType.parse(ptype), name
+    except RegistryError as exc:  # pydantic only wraps ValueError with the key path
+        raise ValueError(str(exc)) from None
 
 
 def fallback_chain(primary: str, fallbacks: Mapping[str, list[str]], path: str = "fallback") -> list[str]:
@@ -306,7 +315,12 @@ def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = No
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        # str(exc) quotes the offending source line, which may hold a secret:
+        # report the problem and its position only.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{p} is not valid YAML{where}: {problem}") from None
     return parse_config(raw, env, source=str(p))
 
 

@@ -70,8 +70,10 @@ def _matching_brace(text: str, open_at: int, path: str) -> int:
 def _resolve(body: str, env: Mapping[str, str], path: str) -> str:
     name, sep, default = body.partition(":-")
     if not _NAME.match(name):
+        # Not echoed: '${TOKEN-sk-live...}' (a typo for ':-') would print the secret.
         raise InterpolationError(
-            f"invalid variable name {name!r} in '${{{body}}}'", path or None
+            "invalid variable name in '${...}' (letters, digits and _; a default needs ':-')",
+            path or None,
         )
     value = env.get(name)
     if sep:

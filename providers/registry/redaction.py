@@ -25,7 +25,7 @@ _SECRET_WORDS = frozenset(
 _SECRET_COMPOUNDS = ("api_key", "apikey", "private_key", "access_key", "secret_key",
                      "connection_string", "password", "secret")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # clientSecret, HFToken
 # scheme://user:password@host  ->  scheme://user:***@host
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
 # libpq key=value DSNs: ``host=db password=pw`` -> ``host=db password=***``
@@ -54,6 +54,8 @@ def redact(node: Any) -> Any:
 
 
 def _redact_item(key: Any, value: Any) -> Any:
+    if is_secret_key(str(key)) and isinstance(value, (Mapping, list, tuple)):
+        return REDACTED if value else value  # a list of keys is as secret as one key
     if is_secret_key(str(key)) and isinstance(value, (str, int, float, bytes)):
         # A DSN under a secret-looking key keeps its host for debugging.
         if isinstance(value, str) and _URL_PASSWORD.search(value):

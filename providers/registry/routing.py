@@ -100,24 +100,33 @@ class FallbackCaller:
             stats.last_used = time.time()
             timeout = timeout_of(name)
             start = self.clock()
+            # wait() instead of wait_for(): on Python 3.11 asyncio.TimeoutError is
+            # the builtin TimeoutError, so a provider raising its own TimeoutError
+            # would be misreported as a missed deadline.
+            task = asyncio.ensure_future(attempt(name, timeout))
             try:
-                result = await asyncio.wait_for(attempt(name, timeout), timeout)
-            except CALLER_ERRORS:
-                stats.failures += 1
+                done, _ = await asyncio.wait({task}, timeout=timeout)
+            except asyncio.CancelledError:
+                task.cancel()
                 raise
-            except asyncio.TimeoutError:
+            if not done:
+                task.cancel()
                 message = f"missed its {timeout:g}s deadline"
                 stats.timeouts += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any provider failure moves on to the fallback
-                message = self.scrub(_describe(exc))
             else:
-                stats.successes += 1
-                stats.total_latency_s += self.clock() - start
-                if position:
-                    stats.served_as_fallback += 1
-                return result
+                try:
+                    result = task.result()
+                except CALLER_ERRORS:
+                    stats.failures += 1
+                    raise
+                except Exception as exc:  # any provider failure moves on to the fallback
+                    message = self.scrub(_describe(exc))
+                else:
+                    stats.successes += 1
+                    stats.total_latency_s += self.clock() - start
+                    if position:
+                        stats.served_as_fallback += 1
+                    return result
             stats.failures += 1
             stats.last_error = message
             tried.append(Attempt(name, message, self.clock() - start))

@@ -86,13 +86,19 @@ class RouteTable(BaseModel):
         users = [r.name for r in self.routes.values() if r.type == route.type and name in r.spec.fallback]
         if users:
             raise ConfigError(f"{route.type.value} provider {name!r} is the fallback of {users}")
+        dependents = [r.key for r in self.routes.values() if route.key in r.spec.depends_on]
+        if dependents:
+            raise ConfigError(f"{route.key} is a dependency of {dependents}")
         routes = {k: v for k, v in self.routes.items() if k != route.key}
         return self._next(routes=routes)
 
     def with_fallback(self, ptype: ProviderType, primary: str, fallbacks: list[str]) -> "RouteTable":
         route = self.get(ptype, primary)
+        path = f"{route.type.value}.providers.{primary}.fallback"
         if primary in fallbacks:
-            raise ConfigError("a provider cannot fall back to itself", f"{route.type.value}.{primary}.fallback")
+            raise ConfigError("a provider cannot fall back to itself", path)
+        if len(set(fallbacks)) != len(fallbacks):
+            raise ConfigError("fallback lists a name twice", path)
         spec = route.spec.model_copy(update={"fallback": list(fallbacks)})
         return self.with_route(route.model_copy(update={"spec": spec}), replace=True)
 

@@ -1,0 +1,80 @@
+"""One Ray instance and one registry for the whole integration session.
+
+A local Ray start costs 3-4 s and each Serve application 2-3 s, so every test
+shares them. The registry is the seed's default (app ``registry``), so the
+module-level ``provider_registry`` works as written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STS_PATH = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
+SAMPLE = "tests.integration.sample_providers"
+MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def registry_config(port: int) -> dict:
+    return {
+        "registry": {
+            "http_port": port,
+            "allowed_module_prefixes": [SAMPLE],
+            "max_texts_per_request": 128,
+            "max_chars_per_text": 5000,
+            "deploy_timeout_s": 120,
+        },
+        "embeddings": {
+            "providers": {
+                "minilm": {
+                    "class": MINILM,
+                    "config": {"num_threads": 2},
+                    "deployment": {"num_cpus": 1, "max_ongoing_requests": 256},
+                },
+                "hash": {
+                    "class": f"{SAMPLE}.HashEmbedder",
+                    "config": {"label": "hash"},
+                    "deployment": {"num_cpus": 0.1},
+                },
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def registry():
+    import ray
+    from ray import serve
+
+    from providers.registry.config import parse_config
+    from serve_app.main import ensure_ray, start_registry
+
+    # address="local": a fresh instance even if `make serve` runs beside us.
+    # PYTHONPATH lets replicas import the test providers.
+    ensure_ray(address="local", num_cpus=8, env_vars={"PYTHONPATH": str(ROOT)})
+    config = parse_config(registry_config(free_port()))
+    info = start_registry(config)
+    yield {**info, "config": config}
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    """The packaged model in this process: what every served path must reproduce."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    from providers.embeddings.sentence_transformers import packaged_model_path
+
+    return SentenceTransformer(packaged_model_path(), device="cpu")

@@ -1,0 +1,71 @@
+"""Providers that misbehave on purpose, for fault tests on real Ray.
+
+They are not stand-ins for a real part: the real model runs in every test
+that checks embeddings. These exist to make a provider raise, hang or fail
+to start on demand, which the real one never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from providers.interfaces.embeddings import EmbeddingProvider
+
+
+class HashEmbedder(EmbeddingProvider):
+    """Deterministic vectors from a hash of the text; starts instantly."""
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        self.dim = int(config.get("dimension", 384))
+        self.delay_s = float(config.get("delay_s", 0.0))
+        self.fail = bool(config.get("fail", False))
+        self.label = str(config.get("label", "hash"))
+
+    def _vector(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        v = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.fail:
+            raise RuntimeError(f"{self.label} fails on purpose")
+        return [self._vector(t) for t in texts]
+
+    async def embed_query(self, query: str) -> np.ndarray:
+        return (await self.embed_texts([query]))[0]
+
+    def get_dimension(self) -> int:
+        return self.dim
+
+    def supports_gpu(self) -> bool:
+        return False
+
+    def get_model_name(self) -> str:
+        return self.label
+
+    async def health_check(self) -> dict[str, Any]:
+        # Healthy even when its calls fail: a provider whose health check says
+        # so never starts (Serve's replica check delegates to it), and the
+        # failures worth testing are the ones that slip past health checks.
+        return {"status": "healthy", "label": self.label}
+
+
+class BrokenInitEmbedder(HashEmbedder):
+    async def initialize(self, config: dict[str, Any]) -> None:
+        raise RuntimeError("cannot reach the model server (on purpose)")
+
+
+class IncompleteEmbedder:
+    """Has only some of the interface: registration must name what is missing."""
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        pass
+
+    async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
+        return []

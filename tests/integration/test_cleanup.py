@@ -1,0 +1,37 @@
+"""A second registry in the same cluster, then cleanup() removes all of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from serve_app import ProviderRegistry, ProviderType
+from tests.integration.conftest import SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+async def test_cleanup_deletes_every_application_of_a_registry(registry):
+    import asyncio
+
+    from ray import serve
+
+    from providers.registry.config import parse_config
+    from serve_app.main import start_registry
+
+    port = registry["config"].registry.http_port
+    config = parse_config({
+        "registry": {"app_name": "scratch", "route_prefix": "/scratch", "http_port": port,
+                     "allowed_module_prefixes": [SAMPLE]},
+        "embeddings": {"providers": {"h": {"class": f"{SAMPLE}.HashEmbedder", "deployment": {"num_cpus": 0.1}}}},
+    })
+    await asyncio.to_thread(start_registry, config)
+    scratch = ProviderRegistry(app_name="scratch")
+    embedder = await scratch.get_provider(ProviderType.EMBEDDING, "h")
+    assert (await embedder.embed_query("x")).shape == (384,)
+    assert any(a.startswith("scratch") for a in serve.status().applications)
+
+    await scratch.cleanup()
+    apps = serve.status().applications
+    assert not [a for a in apps if a.startswith("scratch")], list(apps)
+    # the main registry is untouched
+    assert "registry" in apps and "registry--embeddings--minilm--v1" in apps

@@ -1,0 +1,88 @@
+"""Per-call fallback on real Ray: a provider that raises or hangs is replaced, call by call."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from providers.errors import ProviderCallError, ProviderTimeoutError
+from serve_app import ProviderType, get_provider_with_fallback, provider_registry
+from tests.integration.conftest import SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+async def _register(name: str, **config) -> None:
+    await provider_registry.register_provider(
+        ProviderType.EMBEDDING, name, f"{SAMPLE}.HashEmbedder", {"label": name, **config},
+        deployment={"num_cpus": 0.1}, call_timeout_s=0.5)
+
+
+async def test_raising_primary_is_served_by_the_fallback_per_call(registry):
+    await _register("flaky", fail=True)
+    try:
+        assert await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, primary_name="flaky", fallback_name="hash")
+        plain = await provider_registry.get_provider(ProviderType.EMBEDDING, "flaky")
+        with pytest.raises(ProviderCallError, match="fails on purpose"):
+            await plain.embed_texts(["x"])
+
+        embedder = await get_provider_with_fallback(ProviderType.EMBEDDING, "flaky")
+        hash_direct = await provider_registry.get_provider(ProviderType.EMBEDDING, "hash")
+        for text in ["a", "b", "c"]:  # every call, not just the lookup
+            got = await embedder.embed_query(text)
+            np.testing.assert_allclose(got, await hash_direct.embed_query(text), atol=1e-6)
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "flaky", "input": ["a"]})
+        assert r.status_code == 200
+        stats = (await provider_registry.get_stats())["usage_stats"]
+        assert stats["embeddings/hash"]["served_as_fallback"] >= 4
+        assert stats["embeddings/flaky"]["failures"] >= 4
+    finally:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "flaky", [])
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "flaky")
+
+
+async def test_hung_primary_costs_at_most_its_deadline(registry):
+    await _register("sleepy", delay_s=10)
+    try:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "sleepy", "hash")
+        embedder = await get_provider_with_fallback(ProviderType.EMBEDDING, "sleepy")
+        start = time.monotonic()
+        vectors = await embedder.embed_texts(["late"])
+        elapsed = time.monotonic() - start
+        assert len(vectors) == 1 and elapsed < 3.0, elapsed  # deadline 0.5 s, plus the fallback
+        plain = await provider_registry.get_provider(ProviderType.EMBEDDING, "sleepy")
+        with pytest.raises(ProviderTimeoutError):
+            await plain.embed_texts(["late"])
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "sleepy", "input": ["a"]}, timeout=30)
+        assert r.status_code == 200
+    finally:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "sleepy", [])
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "sleepy")
+
+
+async def test_failure_without_fallback_is_a_clear_5xx_over_http(registry):
+    await _register("doomed", fail=True)
+    try:
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "doomed", "input": ["a"]})
+        assert r.status_code == 502
+        assert "doomed" in r.json()["error"]["message"] and "fails on purpose" in r.json()["error"]["message"]
+        stats = httpx.get(registry["http"] + "/v1/stats").json()["usage_stats"]["embeddings/doomed"]
+        assert stats["failures"] >= 1 and "fails on purpose" in stats["last_error"]
+    finally:
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "doomed")
+
+
+async def test_fallback_cycle_is_refused(registry):
+    from providers.errors import ConfigError
+
+    await _register("loop-a")
+    try:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "loop-a", "hash")
+        with pytest.raises(ConfigError, match="cycle"):
+            await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "hash", "loop-a")
+    finally:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "loop-a", [])
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "loop-a")

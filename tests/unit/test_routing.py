@@ -1,0 +1,235 @@
+"""The routing core (providers/registry/routing.py).
+
+`FallbackCaller` is plain asyncio and takes the call to one provider as a
+function, so these tests hand it small async fakes: that function *is* the
+seam, and a real provider cannot be made to fail or hang on demand here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from providers.errors import (
+    InvalidRequestError,
+    ProviderCallError,
+    ProviderNotFoundError,
+    ProviderTimeoutError,
+    RegistryError,
+)
+from providers.registry.redaction import scrub_text
+from providers.registry.routing import FallbackCaller
+
+KIND = "embeddings"
+
+
+class Script:
+    """Per-provider behaviour: a value to return, an exception to raise, or a hang."""
+
+    HANG = object()
+
+    def __init__(self, **behaviour: Any) -> None:
+        self.behaviour = behaviour
+        self.calls: list[tuple[str, float]] = []
+        self.cancelled: list[str] = []
+
+    async def __call__(self, name: str, timeout_s: float) -> Any:
+        self.calls.append((name, timeout_s))
+        outcome = self.behaviour[name]
+        if outcome is Script.HANG:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled.append(name)
+                raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    @property
+    def tried(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def timeouts(default: float = 5.0, **per_name: float) -> Callable[[str], float]:
+    return lambda name: per_name.get(name, default)
+
+
+async def call(caller: FallbackCaller, chain: list[str], script: Script,
+               timeout_of: Callable[[str], float] | None = None) -> Any:
+    return await caller.call(KIND, chain, script, timeout_of or timeouts())
+
+
+async def test_success_on_primary() -> None:
+    caller = FallbackCaller()
+    script = Script(a="from-a", b="from-b")
+    assert await call(caller, ["a", "b"], script) == "from-a"
+    assert script.tried == ["a"]
+    stats = caller.usage("embeddings/a").as_dict()
+    assert (stats["calls"], stats["successes"], stats["failures"], stats["served_as_fallback"]) == (1, 1, 0, 0)
+    assert stats["avg_latency_ms"] is not None and stats["last_used"] is not None
+    assert "embeddings/b" not in caller.stats
+
+
+async def test_attempt_gets_its_own_deadline() -> None:
+    script = Script(a=RuntimeError("down"), b="ok")
+    await call(FallbackCaller(), ["a", "b"], script, timeouts(a=0.5, b=2.5))
+    assert script.calls == [("a", 0.5), ("b", 2.5)]
+
+
+async def test_primary_raises_fallback_serves() -> None:
+    caller = FallbackCaller()
+    script = Script(a=RuntimeError("model exploded"), b="from-b")
+    assert await call(caller, ["a", "b"], script) == "from-b"
+    assert script.tried == ["a", "b"]
+    a, b = caller.usage("embeddings/a"), caller.usage("embeddings/b")
+    assert (a.calls, a.failures, a.successes) == (1, 1, 0)
+    assert a.last_error == "RuntimeError: model exploded"
+    assert (b.calls, b.successes, b.served_as_fallback) == (1, 1, 1)
+
+
+async def test_stats_accumulate_over_calls() -> None:
+    caller = FallbackCaller()
+    for _ in range(3):
+        await call(caller, ["a", "b"], Script(a=RuntimeError("x"), b="ok"))
+    await call(caller, ["b"], Script(b="ok"))
+    b = caller.usage("embeddings/b")
+    assert (b.calls, b.successes, b.served_as_fallback) == (4, 4, 3)
+    assert caller.usage("embeddings/a").failures == 3
+
+
+async def test_primary_hangs_fallback_serves_within_deadline() -> None:
+    caller = FallbackCaller()
+    script = Script(a=Script.HANG, b="from-b")
+    start = time.monotonic()
+    result = await call(caller, ["a", "b"], script, timeouts(0.2))
+    elapsed = time.monotonic() - start
+    assert result == "from-b"
+    assert 0.19 <= elapsed < 1.0
+    assert script.cancelled == ["a"]  # the hung call is cancelled, not left running
+    a = caller.usage("embeddings/a")
+    assert (a.timeouts, a.failures) == (1, 1)
+    assert "0.2s deadline" in a.last_error
+    assert caller.usage("embeddings/b").served_as_fallback == 1
+
+
+async def test_all_fail_names_every_provider() -> None:
+    script = Script(a=RuntimeError("a broke"), b=ValueError("b broke"), c=KeyError("c"))
+    with pytest.raises(ProviderCallError) as info:
+        await call(FallbackCaller(), ["a", "b", "c"], script)
+    err = info.value
+    assert not isinstance(err, ProviderTimeoutError)
+    text = str(err)
+    assert "['a', 'b', 'c']" in text
+    for part in ("a: RuntimeError: a broke", "b: ValueError: b broke", "c: KeyError"):
+        assert part in text
+    assert script.tried == ["a", "b", "c"]
+
+
+async def test_single_provider_failure_message() -> None:
+    with pytest.raises(ProviderCallError, match=r"embeddings provider 'a' failed: RuntimeError: down"):
+        await call(FallbackCaller(), ["a"], Script(a=RuntimeError("down")))
+
+
+async def test_all_time_out() -> None:
+    caller = FallbackCaller()
+    script = Script(a=Script.HANG, b=Script.HANG)
+    start = time.monotonic()
+    with pytest.raises(ProviderTimeoutError) as info:
+        await call(caller, ["a", "b"], script, timeouts(0.2))
+    assert time.monotonic() - start < 1.5
+    assert "a: missed its 0.2s deadline" in str(info.value)
+    assert "b: missed its 0.2s deadline" in str(info.value)
+    assert isinstance(info.value, ProviderCallError)  # callers catching the parent still catch it
+
+
+async def test_timeout_then_error_is_a_call_error_not_a_timeout() -> None:
+    with pytest.raises(ProviderCallError) as info:
+        await call(FallbackCaller(), ["a", "b"], Script(a=Script.HANG, b=RuntimeError("down")), timeouts(0.2))
+    assert not isinstance(info.value, ProviderTimeoutError)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [InvalidRequestError("must not be empty", "texts"), ProviderNotFoundError("no embeddings provider named 'x'")],
+    ids=lambda e: type(e).__name__,
+)
+async def test_caller_errors_raise_at_once(error: RegistryError) -> None:
+    caller = FallbackCaller()
+    script = Script(a=error, b="from-b")
+    with pytest.raises(type(error)) as info:
+        await call(caller, ["a", "b"], script)
+    assert info.value is error
+    assert script.tried == ["a"]
+    assert caller.usage("embeddings/a").failures == 1
+
+
+async def test_scrub_applies_to_recorded_and_raised_text() -> None:
+    secret = "sk-live-0123456789"
+    caller = FallbackCaller(scrub=lambda text: scrub_text(text, {secret}))
+    script = Script(a=RuntimeError(f"401 for key {secret}"), b=RuntimeError(f"connect postgresql://u:{secret}@h/db"))
+    with pytest.raises(ProviderCallError) as info:
+        await call(caller, ["a", "b"], script)
+    assert secret not in str(info.value)
+    assert "401 for key ***" in str(info.value)
+    assert "postgresql://u:***@h/db" in str(info.value)
+    for key in ("embeddings/a", "embeddings/b"):
+        assert secret not in caller.usage(key).last_error
+
+
+async def test_exception_with_cause_is_described_by_its_cause() -> None:
+    class WrappedTaskError(Exception):
+        """Shaped like Ray's RayTaskError: multi-line traceback text, the original as .cause."""
+
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("ray::ServeReplica.handle_request()\nTraceback (most recent call last):\n  ...")
+            self.cause = cause
+
+    caller = FallbackCaller()
+    with pytest.raises(ProviderCallError) as info:
+        await call(caller, ["a"], Script(a=WrappedTaskError(ValueError("bad input row 7"))))
+    assert "ValueError: bad input row 7" in str(info.value)
+    assert "Traceback" not in str(info.value) and "WrappedTaskError" not in str(info.value)
+    assert caller.usage("embeddings/a").last_error == "ValueError: bad input row 7"
+
+
+async def test_multiline_message_keeps_its_last_line() -> None:
+    with pytest.raises(ProviderCallError) as info:
+        await call(FallbackCaller(), ["a"], Script(a=RuntimeError("context line\nthe real reason")))
+    assert str(info.value).endswith("RuntimeError: the real reason")
+
+
+async def test_circuit_hook_skips_provider() -> None:
+    class OpenCircuit(FallbackCaller):
+        def should_try(self, key: str) -> bool:
+            return key != "embeddings/a"
+
+    caller = OpenCircuit()
+    script = Script(a="never", b="from-b")
+    assert await call(caller, ["a", "b"], script) == "from-b"
+    assert script.tried == ["b"]
+    assert "embeddings/a" not in caller.stats
+
+
+async def test_cancellation_of_the_caller_propagates() -> None:
+    caller = FallbackCaller()
+    script = Script(a=Script.HANG, b="from-b")
+    task = asyncio.create_task(call(caller, ["a", "b"], script, timeouts(30)))
+    while not script.calls:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert script.tried == ["a"]  # no fallback tried for a caller who went away
+
+
+async def test_provider_raised_timeout_error_keeps_its_message() -> None:
+    caller = FallbackCaller()
+    with pytest.raises(ProviderCallError) as info:
+        await call(caller, ["a"], Script(a=TimeoutError("upstream read timed out")), timeouts(5))
+    assert "upstream read timed out" in str(info.value)
+    assert caller.usage("embeddings/a").timeouts == 0
