@@ -21,6 +21,7 @@ from deployments import deployer
 from deployments.http_api import HttpRoutes, app
 from deployments.table_store import TableStore
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
+from providers.registry.coalescing import Coalescer
 from providers.registry.config import RegistryConfig, parse_spec
 from providers.registry.limits import check_call
 from providers.registry.loading import load_provider_class
@@ -46,6 +47,8 @@ class RegistryRouter(HttpRoutes):
         self.store = TableStore(self.settings.app_name)
         self.table = await asyncio.to_thread(self.store.seed, RouteTable.from_config(cfg))
         self.caller = FallbackCaller(scrub=self.scrub)
+        r = self.settings.router
+        self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
         self.handles: dict[str, Any] = {}
         self.described: dict[str, dict[str, Any]] = {}
         self.health: dict[str, dict[str, Any]] = {}
@@ -114,6 +117,21 @@ class RegistryRouter(HttpRoutes):
         args, kwargs = list(args or []), dict(kwargs or {})
         await self._route(ptype, name)
         check_call(method, args, kwargs, self.settings.max_texts_per_request, self.settings.max_chars_per_text)
+        if self._mergeable(ptype, name, method, args, kwargs):
+            return await self.coalescer.submit((ptype, name, use_fallback), list(args[0]))
+        return await self._call_chain(ptype, name, method, args, kwargs, use_fallback)
+
+    def _mergeable(self, ptype: ProviderType, name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
+        """embed_texts is row-wise: merging callers' texts changes no result."""
+        return (method == "embed_texts" and not kwargs and len(args) == 1 and self.coalescer.wait_s > 0
+                and self.table.get(ptype, name).spec.deployment.batching.enabled)
+
+    async def _flush_texts(self, key: tuple[ProviderType, str, bool], texts: list[str], callers: int) -> list[Any]:
+        ptype, name, use_fallback = key
+        return await self._call_chain(ptype, name, "embed_texts", [texts], {}, use_fallback, weight=callers)
+
+    async def _call_chain(self, ptype: ProviderType, name: str, method: str, args: list[Any],
+                          kwargs: dict[str, Any], use_fallback: bool, weight: int = 1) -> Any:
         chain = self.table.chain(ptype, name) if use_fallback else [name]
 
         async def attempt(candidate: str, timeout_s: float) -> Any:
@@ -125,7 +143,7 @@ class RegistryRouter(HttpRoutes):
                 raise
 
         return await self.caller.call(
-            ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s
+            ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s, weight
         )
 
     async def describe(self, ptype: Any, name: str, use_fallback: bool = False) -> dict[str, Any]:
@@ -306,6 +324,7 @@ class RegistryRouter(HttpRoutes):
             "health_summary": summary,
             "usage_stats": {k: v.as_dict() for k, v in sorted(self.caller.stats.items())},
             "monitoring": self.table.monitoring,
+            "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
             "table_revision": self.table.revision,
             # Counters are this router replica's; cluster-wide aggregation is
             # the operations issue's (one replica by default, so they are whole).

@@ -23,7 +23,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars
     if ray.is_initialized():
         return
     # Offline: the model ships in a package; never let a library reach a hub.
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(env_vars or {})}
+    # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning.
+    # Measured on 2 cores, one text on 2 torch threads cost 29 ms of CPU
+    # spinning vs 19 ms passive, CPU the proxy and router need.
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "OMP_WAIT_POLICY": "PASSIVE", **(env_vars or {})}
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
     ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env})

