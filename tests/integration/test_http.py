@@ -124,3 +124,23 @@ def test_sts_benchmark_through_http_matches_the_published_score(registry):
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     score = spearmanr(cos, [g for g, _, _ in rows]).correlation * 100
     assert abs(score - 82.03) < 0.05, score
+
+
+async def test_concurrent_requests_are_merged_and_each_gets_its_own_vector(registry, reference_model):
+    """64 concurrent one-text requests: fewer provider calls than requests, every answer exact."""
+    texts = [f"sentence number {i} about a topic {i * 7 % 13}" for i in range(64)]
+    expected = reference_model.encode(texts, normalize_embeddings=True)
+    before = httpx.get(registry["http"] + "/v1/stats").json()["coalescing"]
+    async with httpx.AsyncClient(timeout=60) as client:
+        import asyncio
+
+        responses = await asyncio.gather(*(
+            client.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": [t]})
+            for t in texts))
+    got = np.array([r.json()["data"][0]["embedding"] for r in responses], dtype=np.float32)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    after = httpx.get(registry["http"] + "/v1/stats").json()["coalescing"]
+    provider_calls = after["provider_calls"] - before["provider_calls"]
+    caller_calls = after["caller_calls"] - before["caller_calls"]
+    assert caller_calls == 64
+    assert provider_calls < caller_calls, (provider_calls, caller_calls)
