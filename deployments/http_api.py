@@ -47,13 +47,17 @@ def error_response(status: int, message: str, param: str | None = None, code: st
     return json_response({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
 
 
-def registry_error_response(exc: BaseException) -> Response:
-    """Map any exception from the registry (possibly wrapped by Ray) to a response."""
+def registry_error_response(exc: BaseException, param: str | None = None) -> Response:
+    """Map any exception from the registry (possibly wrapped by Ray) to a response.
+
+    ``param`` names the request field an error without its own field is
+    about (``model`` for an unknown or failing provider).
+    """
     cause = getattr(exc, "cause", None)
     err = cause if isinstance(cause, BaseException) else exc
     if isinstance(err, RegistryError):
         status = err.http_status if err.http_status != 500 else 503
-        return error_response(status, str(err), getattr(err, "field", None), type(err).__name__)
+        return error_response(status, str(err), getattr(err, "field", None) or param, type(err).__name__)
     logger.exception("unexpected error in the registry router")
     return error_response(503, f"registry error: {type(err).__name__}", None, "internal")
 
@@ -117,7 +121,7 @@ class HttpRoutes:
             check_texts(texts, "input", s.max_texts_per_request, s.max_chars_per_text)
             vectors = await self.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
         except Exception as exc:
-            return registry_error_response(_rename(exc, "texts", "input"))
+            return registry_error_response(_rename(exc, "texts", "input"), param="model")
         matrix = np.asarray(vectors, dtype=np.float32)
         if body.dimensions is not None and body.dimensions != matrix.shape[1]:
             return error_response(400, f"dimensions: provider {body.model!r} returns {matrix.shape[1]}", "dimensions")

@@ -52,13 +52,13 @@ class ProviderDeployment:
         it initialized, so a bad config leaves the old instance serving.
         """
         uc = parse_provider_config(ProviderUserConfig, user_config, path="user_config")
-        self.batching = uc.batching
-        self._batched_embed.set_max_batch_size(uc.batching.max_batch_size)
-        self._batched_embed.set_batch_wait_timeout_s(uc.batching.batch_wait_timeout_s)
         async with self._swap_lock:
             fresh = self.cls()
             await fresh.initialize(dict(uc.config))
             old, self.provider = self.provider, fresh
+            self.batching = uc.batching
+            self._batched_embed.set_max_batch_size(uc.batching.max_batch_size)
+            self._batched_embed.set_batch_wait_timeout_s(uc.batching.batch_wait_timeout_s)
         if old is not None:
             await _close(old)
 

@@ -55,6 +55,7 @@ class RegistryRouter(HttpRoutes):
         self.secrets: set[str] = set()
         self._lock = asyncio.Lock()
         self._monitor: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
         self._install(self.table)
         self._follower = asyncio.create_task(self._follow_table())
 
@@ -203,7 +204,9 @@ class RegistryRouter(HttpRoutes):
             await self._commit(self.table.with_route(new, replace=True))
         # Other replicas switch within TABLE_POLL_S; Serve's delete then drains
         # the old replicas' in-flight requests (graceful_shutdown_timeout_s).
-        asyncio.create_task(self._retire(deployer.app_name_of(old, self.settings.app_name), 2 * TABLE_POLL_S + 1))
+        task = asyncio.create_task(self._retire(deployer.app_name_of(old, self.settings.app_name), 2 * TABLE_POLL_S + 1))
+        self._background.add(task)  # keep a reference until done (the loop holds only weak ones)
+        task.add_done_callback(self._background.discard)
         return {"reloaded": route_key(ptype, name), "version": new.version}
 
     async def delete_provider(self, ptype: Any, name: str) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def test_single_string_input(registry):
         ({"model": "minilm", "input": ["a"], "encoding_format": "hex"}, 400, "encoding_format"),
         ({"model": "minilm", "input": ["a"], "colour": "red"}, 400, "colour"),
         ({"model": "minilm", "input": ["a"], "dimensions": 12}, 400, "dimensions"),
-        ({"model": "no-such-model", "input": ["a"]}, 404, None),
+        ({"model": "no-such-model", "input": ["a"]}, 404, "model"),
         ([1, 2], 400, "body"),
         ("not json", 400, "body"),
     ],
