@@ -119,7 +119,10 @@ class RegistryRouter(HttpRoutes):
         await self._route(ptype, name)
         check_call(method, args, kwargs, self.settings.max_texts_per_request, self.settings.max_chars_per_text)
         if self._mergeable(ptype, name, method, args, kwargs):
-            return await self.coalescer.submit((ptype, name, use_fallback), list(args[0]))
+            d = self.table.get(ptype, name).spec.deployment
+            replicas = d.autoscaling_config.max_replicas if d.autoscaling_config else (d.num_replicas or 1)
+            inflight = replicas * self.settings.router.coalesce_inflight_per_replica
+            return await self.coalescer.submit((ptype, name, use_fallback), list(args[0]), inflight)
         return await self._call_chain(ptype, name, method, args, kwargs, use_fallback)
 
     def _mergeable(self, ptype: ProviderType, name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> bool:

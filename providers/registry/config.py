@@ -181,9 +181,14 @@ class RouterOptions(_Strict):
     # concurrent calls with the default, 458 req/s with 1,000.
     max_ongoing_requests: int = Field(1000, ge=1, description="Calls one router replica holds.")
     coalesce_wait_s: float = Field(
-        0.002, ge=0, le=1,
-        description="Under load, how long concurrent embed_texts calls to one provider wait to be "
-        "merged into one provider call (0 turns merging off). A lone call never waits.",
+        0.05, ge=0, le=5,
+        description="Longest a call waits to be merged with others into one provider call while "
+        "earlier calls are in flight (0 turns merging off). A lone call never waits.",
+    )
+    coalesce_inflight_per_replica: int = Field(
+        2, ge=1,
+        description="Merged calls in flight per provider replica: one computing, one queued, "
+        "so the model never idles while the next batch forms.",
     )
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
 

@@ -85,3 +85,28 @@ async def test_wrong_result_count_is_an_error_not_a_misaligned_answer():
     c = Coalescer(short, wait_s=0.01)
     with pytest.raises(RuntimeError, match="results for"):
         await c.submit("k", ["a", "b"])
+
+
+async def test_in_flight_limit_makes_batches_grow_with_load():
+    """With one call in flight allowed, everything arriving meanwhile forms the next batch."""
+    rec = Recorder(delay_s=0.03)
+    c = Coalescer(rec, wait_s=1.0)
+    first = asyncio.ensure_future(c.submit("k", ["a"], max_inflight=1))
+    await asyncio.sleep(0.005)
+    rest = [asyncio.ensure_future(c.submit("k", [f"t{i}"], max_inflight=1)) for i in range(20)]
+    await asyncio.gather(first, *rest)
+    assert [len(items) for _, items, _ in rec.calls] == [1, 20]
+
+
+async def test_wait_s_caps_the_wait_behind_a_slow_call():
+    rec = Recorder(delay_s=0.5)
+    c = Coalescer(rec, wait_s=0.02)
+    slow = asyncio.ensure_future(c.submit("k", ["slow"], max_inflight=1))
+    await asyncio.sleep(0.005)
+    loop = asyncio.get_running_loop()
+    t = loop.time()
+    second = asyncio.ensure_future(c.submit("k", ["next"], max_inflight=1))
+    await asyncio.sleep(0.1)
+    assert len(rec.calls) == 2  # launched after wait_s, not after the slow call
+    assert loop.time() - t < 0.2
+    await asyncio.gather(slow, second)
