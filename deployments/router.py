@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -21,6 +22,7 @@ from deployments import deployer
 from deployments.http_api import HttpRoutes, app
 from deployments.table_store import TableStore
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
+from providers.registry.breaker import BreakerOptions
 from providers.registry.coalescing import Coalescer
 from providers.registry.config import RegistryConfig, parse_spec
 from providers.registry.limits import check_call
@@ -46,7 +48,7 @@ class RegistryRouter(HttpRoutes):
         self.allowed = list(self.settings.allowed_prefixes())
         self.store = TableStore(self.settings.app_name)
         self.table = await asyncio.to_thread(self.store.seed, RouteTable.from_config(cfg))
-        self.caller = FallbackCaller(scrub=self.scrub)
+        self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options)
         r = self.settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
         self.handles: dict[str, Any] = {}
@@ -61,6 +63,12 @@ class RegistryRouter(HttpRoutes):
 
     # -- table ----------------------------------------------------------------
     def _install(self, table: RouteTable) -> None:
+        # A new version (reload) or a removed provider starts with a closed
+        # breaker: the failures it counted were another deployment's.
+        for key, route in self.table.routes.items():
+            new = table.routes.get(key)
+            if new is None or new.version != route.version:
+                self.caller.breakers.pop(key, None)
         self.table = table
         self.secrets = set().union(*(secret_values(r.spec.config) for r in table.routes.values()))
         want = table.monitoring
@@ -106,6 +114,10 @@ class RegistryRouter(HttpRoutes):
             )
             self.handles[app_name] = handle
         return handle
+
+    def _breaker_options(self, key: str) -> BreakerOptions:
+        route = self.table.routes.get(key)
+        return route.spec.circuit_breaker if route is not None else BreakerOptions()
 
     def scrub(self, text: str) -> str:
         return scrub_text(text, self.secrets)
@@ -266,6 +278,12 @@ class RegistryRouter(HttpRoutes):
         return await self._health_of(await self._route(ptype, name))
 
     async def _health_of(self, route: Route) -> dict[str, Any]:
+        """Probe one provider; an unhealthy answer opens its breaker at once.
+
+        Failover must not wait for Ray, whose replica checks take 30 s to
+        2 minutes to act. Probes are not counted as usage.
+        """
+        start = time.monotonic()
         try:
             response = self._handle(route).invoke.remote("health_check")
             report = await asyncio.wait_for(response, route.spec.call_timeout_s)
@@ -278,6 +296,14 @@ class RegistryRouter(HttpRoutes):
         report = redact({**report, "provider": route.key, "version": route.version})
         if "error" in report:
             report["error"] = self.scrub(str(report["error"]))
+        previous = self.health.get(route.key, {})
+        report["checked_at"] = time.time()
+        report["probe_ms"] = round((time.monotonic() - start) * 1000, 3)
+        if report.get("status") == "healthy":
+            report["last_success_at"] = report["checked_at"]
+        else:
+            report["last_success_at"] = previous.get("last_success_at")
+            self.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
         self.health[route.key] = report
         return report
 
@@ -308,6 +334,7 @@ class RegistryRouter(HttpRoutes):
                 "app_name": deployer.app_name_of(route, self.settings.app_name),
                 "health_status": health.get("status", "unknown"),
                 "usage_count": usage.calls,
+                "circuit_breaker": self.caller.breaker(route.key).snapshot(),
                 "initialized": True,  # in the table only once its application ran
             }
             if include_instances:
@@ -328,7 +355,8 @@ class RegistryRouter(HttpRoutes):
         return {
             "provider_counts": counts,
             "health_summary": summary,
-            "usage_stats": {k: v.as_dict() for k, v in sorted(self.caller.stats.items())},
+            "usage_stats": {k: {**v.as_dict(), "circuit_breaker": self.caller.breaker(k).snapshot()}
+                            for k, v in sorted(self.caller.stats.items())},
             "monitoring": self.table.monitoring,
             "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
             "table_revision": self.table.revision,

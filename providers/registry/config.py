@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from providers.errors import ConfigError, RegistryError
+from providers.registry.breaker import BreakerOptions
 from providers.registry.interpolation import interpolate_tree
 from providers.types import ProviderType
 
@@ -138,6 +139,9 @@ class ProviderSpec(_Strict):
         30.0, gt=0, le=3600,
         description="Deadline of one call in the router; past it the fallback serves.",
     )
+    circuit_breaker: BreakerOptions = Field(
+        default_factory=BreakerOptions, description="When the router stops calling this provider."
+    )
 
     @field_validator("fallback")
     @classmethod
@@ -211,7 +215,9 @@ class RegistrySettings(_Strict):
     )
     max_texts_per_request: int = Field(2048, ge=1, description="Most texts in one embeddings call.")
     max_chars_per_text: int = Field(100_000, ge=1, description="Longest text accepted.")
-    health_check_interval_s: float = Field(30.0, gt=0, description="Period of health monitoring.")
+    health_check_interval_s: float = Field(
+        5.0, gt=0, description="Period of health monitoring (an unhealthy probe opens the breaker)."
+    )
     deploy_timeout_s: float = Field(
         600.0, gt=0, description="How long a provider may take to become RUNNING."
     )

@@ -2,9 +2,9 @@
 
 Plain asyncio, no Ray: the router deployment supplies ``attempt`` (one call to
 one provider's replicas) and this module decides the order, the deadline of
-each try and what counts as a failure. Circuit breakers slot in at
-`FallbackCaller.should_try` (issue: operations), so the order of tries and
-the bookkeeping stay in one place.
+each try and what counts as a failure. A circuit breaker per provider
+(`providers.registry.breaker`) decides whether a provider is tried at all:
+an open one is skipped without waiting on it, straight to the fallback.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from providers.errors import (
     ProviderTimeoutError,
     RegistryError,
 )
+from providers.registry.breaker import BreakerOptions, CircuitBreaker
 
 T = TypeVar("T")
 
@@ -74,13 +75,25 @@ class FallbackCaller:
     stats: dict[str, UsageStats] = field(default_factory=dict)
     scrub: Callable[[str], str] = lambda s: s
     clock: Callable[[], float] = time.monotonic
+    breaker_options: Callable[[str], BreakerOptions] = lambda key: BreakerOptions()
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
 
     def usage(self, key: str) -> UsageStats:
         return self.stats.setdefault(key, UsageStats())
 
+    def breaker(self, key: str) -> CircuitBreaker:
+        """This provider's breaker, following its current options (they change on reload)."""
+        options = self.breaker_options(key)
+        breaker = self.breakers.get(key)
+        if breaker is None:
+            breaker = self.breakers[key] = CircuitBreaker(options, self.clock)
+        elif breaker.options != options:
+            breaker.options = options
+        return breaker
+
     def should_try(self, key: str) -> bool:
-        """Hook for circuit breakers: False skips this provider without calling it."""
-        return True
+        """False skips this provider without calling it (its breaker is open)."""
+        return self.breaker(key).allow()
 
     async def call(
         self,
@@ -95,7 +108,8 @@ class FallbackCaller:
         for position, name in enumerate(chain):
             key = f"{kind}/{name}"
             if not self.should_try(key):
-                tried.append(Attempt(name, "skipped (circuit open)", 0.0))
+                reason = self.breaker(key).open_reason or "circuit open"
+                tried.append(Attempt(name, f"skipped, circuit open ({reason})", 0.0))
                 continue
             stats = self.usage(key)
             stats.calls += weight
@@ -119,11 +133,14 @@ class FallbackCaller:
                 try:
                     result = task.result()
                 except CALLER_ERRORS:
+                    # The caller's mistake says nothing about the provider's health.
                     stats.failures += weight
+                    self.breaker(key).record_success()
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
                     message = self.scrub(_describe(exc))
                 else:
+                    self.breaker(key).record_success()
                     stats.successes += weight
                     stats.total_latency_s += (self.clock() - start) * weight
                     if position:
@@ -131,6 +148,7 @@ class FallbackCaller:
                     return result
             stats.failures += weight
             stats.last_error = message
+            self.breaker(key).record_failure(message)
             tried.append(Attempt(name, message, self.clock() - start))
         raise _failure(kind, tried)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,10 @@ class HashEmbedder(EmbeddingProvider):
         self.delay_s = float(config.get("delay_s", 0.0))
         self.fail = bool(config.get("fail", False))
         self.label = str(config.get("label", "hash"))
+        # Fails until this wall-clock time (epoch seconds), then heals.
+        self.fail_until = float(config.get("fail_until", 0.0))
+        # Health checks report unhealthy from this wall-clock time on.
+        self.unhealthy_from = float(config.get("unhealthy_from", 0.0))
 
     def _vector(self, text: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -33,7 +38,7 @@ class HashEmbedder(EmbeddingProvider):
     async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.fail:
+        if self.fail or time.time() < self.fail_until:
             raise RuntimeError(f"{self.label} fails on purpose")
         return [self._vector(t) for t in texts]
 
@@ -53,6 +58,8 @@ class HashEmbedder(EmbeddingProvider):
         # Healthy even when its calls fail: a provider whose health check says
         # so never starts (Serve's replica check delegates to it), and the
         # failures worth testing are the ones that slip past health checks.
+        if self.unhealthy_from and time.time() >= self.unhealthy_from:
+            return {"status": "unhealthy", "label": self.label, "error": "degraded on purpose"}
         return {"status": "healthy", "label": self.label}
 
 

@@ -86,3 +86,57 @@ async def test_fallback_cycle_is_refused(registry):
     finally:
         await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "loop-a", [])
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "loop-a")
+
+
+async def test_breaker_stops_calls_to_a_failing_primary_then_recovers(registry):
+    """Open after the threshold (no more calls reach it), half-open after open_s, closed once healed."""
+    import asyncio
+
+    await provider_registry.register_provider(
+        ProviderType.EMBEDDING, "healing", f"{SAMPLE}.HashEmbedder",
+        {"label": "healing", "fail_until": time.time() + 4},
+        deployment={"num_cpus": 0.1}, call_timeout_s=2, fallback=["hash"],
+        circuit_breaker={"failure_threshold": 2, "open_s": 1.0})
+    try:
+        embedder = await get_provider_with_fallback(ProviderType.EMBEDDING, "healing")
+        for i in range(6):
+            await embedder.embed_query(f"q{i}")  # every call succeeds, through the fallback
+        usage = (await provider_registry.get_stats())["usage_stats"]["embeddings/healing"]
+        assert usage["failures"] == 2 and usage["circuit_breaker"]["state"] == "open"
+        assert usage["calls"] == 2  # calls after the threshold never reached it
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            await embedder.embed_query("probe")
+            usage = (await provider_registry.get_stats())["usage_stats"]["embeddings/healing"]
+            if usage["circuit_breaker"]["state"] == "closed" and usage["successes"] > 0:
+                break
+            await asyncio.sleep(0.3)
+        assert usage["circuit_breaker"]["state"] == "closed", usage
+        assert usage["circuit_breaker"]["times_opened"] >= 1 and usage["successes"] >= 1
+    finally:
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "healing")
+
+
+async def test_an_unhealthy_probe_opens_the_breaker_before_any_call_fails(registry):
+    await provider_registry.register_provider(
+        ProviderType.EMBEDDING, "degrading", f"{SAMPLE}.HashEmbedder",
+        {"label": "degrading", "unhealthy_from": time.time() + 3},
+        deployment={"num_cpus": 0.1, "health_check_period_s": 60}, fallback=["hash"],
+        circuit_breaker={"open_s": 60})
+    try:
+        assert (await provider_registry.health_check(ProviderType.EMBEDDING, "degrading"))["status"] == "healthy"
+        import asyncio
+
+        await asyncio.sleep(3.5)
+        report = await provider_registry.health_check(ProviderType.EMBEDDING, "degrading")
+        assert report["status"] == "unhealthy" and report["last_success_at"] is not None
+        listed = (await provider_registry.list_providers(ProviderType.EMBEDDING))["embeddings"]["degrading"]
+        assert listed["circuit_breaker"]["state"] == "open"
+        assert "health check" in listed["circuit_breaker"]["open_reason"]
+        embedder = await get_provider_with_fallback(ProviderType.EMBEDDING, "degrading")
+        await embedder.embed_query("served by the fallback")
+        usage = (await provider_registry.get_stats())["usage_stats"].get("embeddings/degrading", {})
+        assert usage.get("calls", 0) == 0  # never reached: the breaker was already open
+    finally:
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "degrading")

@@ -233,3 +233,39 @@ async def test_provider_raised_timeout_error_keeps_its_message() -> None:
         await call(caller, ["a"], Script(a=TimeoutError("upstream read timed out")), timeouts(5))
     assert "upstream read timed out" in str(info.value)
     assert caller.usage("embeddings/a").timeouts == 0
+
+
+async def test_an_open_breaker_skips_the_primary_without_calling_it():
+    """After the threshold, calls go straight to the fallback: the primary is not called again."""
+    from providers.registry.breaker import BreakerOptions
+
+    calls = {"bad": 0, "good": 0}
+
+    async def attempt(name, timeout):
+        calls[name] += 1
+        if name == "bad":
+            raise RuntimeError("down")
+        return name
+
+    caller = FallbackCaller(breaker_options=lambda key: BreakerOptions(failure_threshold=3, open_s=60))
+    for _ in range(10):
+        assert await caller.call("embeddings", ["bad", "good"], attempt, lambda n: 1.0) == "good"
+    assert calls == {"bad": 3, "good": 10}
+    assert caller.breaker("embeddings/bad").snapshot()["state"] == "open"
+    with pytest.raises(ProviderCallError, match="circuit open"):
+        await caller.call("embeddings", ["bad"], attempt, lambda n: 1.0)
+    assert calls["bad"] == 3
+
+
+async def test_caller_errors_do_not_open_the_breaker():
+    from providers.errors import InvalidRequestError
+    from providers.registry.breaker import BreakerOptions
+
+    async def attempt(name, timeout):
+        raise InvalidRequestError("bad input", "texts")
+
+    caller = FallbackCaller(breaker_options=lambda key: BreakerOptions(failure_threshold=1))
+    for _ in range(3):
+        with pytest.raises(InvalidRequestError):
+            await caller.call("embeddings", ["p"], attempt, lambda n: 1.0)
+    assert caller.breaker("embeddings/p").snapshot()["state"] == "closed"
