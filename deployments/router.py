@@ -20,6 +20,7 @@ from ray import serve
 
 from deployments import deployer
 from deployments.http_api import HttpRoutes, app
+from deployments.rollout import RolloutOps
 from deployments.table_store import TableStore
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
@@ -41,7 +42,7 @@ TABLE_POLL_S = 0.5
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes):
+class RegistryRouter(HttpRoutes, RolloutOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry
@@ -203,27 +204,6 @@ class RegistryRouter(HttpRoutes):
             await self._commit(table)
         return {"registered": route_key(ptype, name), "version": route.version}
 
-    async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
-        """Redeploy with the current class and config as a new version, then switch to it."""
-        ptype = ProviderType.parse(ptype)
-        async with self._lock:
-            await self._refresh()
-            old = self.table.get(ptype, name)
-            new = old.model_copy(update={"version": old.version + 1})
-            await asyncio.to_thread(load_provider_class, new.spec.class_path, ptype, self.allowed)
-            await self._deploy(new)
-            report = await self._health_of(new)
-            if report.get("status") != "healthy":
-                await deployer.delete(deployer.app_name_of(new, self.settings.app_name))
-                raise DeploymentError(f"{route_key(ptype, name)} v{new.version} failed its health check: {report}")
-            await self._commit(self.table.with_route(new, replace=True))
-        # Other replicas switch within TABLE_POLL_S; Serve's delete then drains
-        # the old replicas' in-flight requests (graceful_shutdown_timeout_s).
-        task = asyncio.create_task(self._retire(deployer.app_name_of(old, self.settings.app_name), 2 * TABLE_POLL_S + 1))
-        self._background.add(task)  # keep a reference until done (the loop holds only weak ones)
-        task.add_done_callback(self._background.discard)
-        return {"reloaded": route_key(ptype, name), "version": new.version}
-
     async def delete_provider(self, ptype: Any, name: str) -> dict[str, Any]:
         ptype = ProviderType.parse(ptype)
         async with self._lock:
@@ -265,6 +245,17 @@ class RegistryRouter(HttpRoutes):
                                   self.settings.deploy_timeout_s, self.settings.check_resources)
         except DeploymentError as exc:
             raise type(exc)(self.scrub(str(exc))) from None
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self._background.add(task)  # keep a reference until done (the loop holds only weak ones)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _retire_later(self, route: Route) -> None:
+        # Other replicas switch within TABLE_POLL_S; Serve's delete then drains
+        # the old replicas' in-flight requests (graceful_shutdown_timeout_s).
+        self._spawn(self._retire(deployer.app_name_of(route, self.settings.app_name), 2 * TABLE_POLL_S + 1))
 
     async def _retire(self, app_name: str, delay_s: float) -> None:
         await asyncio.sleep(delay_s)
@@ -331,6 +322,7 @@ class RegistryRouter(HttpRoutes):
                 "call_timeout_s": route.spec.call_timeout_s,
                 "version": route.version,
                 "source": route.source,
+                "has_previous": route.previous is not None,
                 "app_name": deployer.app_name_of(route, self.settings.app_name),
                 "health_status": health.get("status", "unknown"),
                 "usage_count": usage.calls,

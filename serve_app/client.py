@@ -86,6 +86,28 @@ class ProviderRegistry:
         await self._ask("reload_provider", ProviderType.parse(provider_type).value, name)
         return True
 
+    async def swap_provider(self, provider_type: ProviderType | str, name: str, class_path: str | None = None,
+                            config: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
+                            **options: Any) -> dict[str, Any]:
+        """Replace ``name`` by a new version (new class and/or config) without dropping a request.
+
+        The new version must start and pass its health check before any call
+        reaches it; it is watched afterwards and rolled back automatically if
+        its calls fail (``registry.rollout``).
+        """
+        changes: dict[str, Any] = dict(options)
+        if class_path is not None:
+            changes["class"] = class_path
+        if config is not None:
+            changes["config"] = config
+        if metadata is not None:
+            changes["metadata"] = metadata
+        return await self._ask("swap_provider", ProviderType.parse(provider_type).value, name, changes)
+
+    async def rollback_provider(self, provider_type: ProviderType | str, name: str) -> dict[str, Any]:
+        """Back to the spec the current version replaced."""
+        return await self._ask("rollback_provider", ProviderType.parse(provider_type).value, name)
+
     async def delete_provider(self, provider_type: ProviderType | str, name: str) -> bool:
         await self._ask("delete_provider", ProviderType.parse(provider_type).value, name)
         return True

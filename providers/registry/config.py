@@ -197,6 +197,15 @@ class RouterOptions(_Strict):
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
 
 
+class RolloutOptions(_Strict):
+    """How a swap watches the new version, and when it undoes itself."""
+
+    auto_rollback: bool = Field(True, description="Roll back a new version that fails calls.")
+    watch_s: float = Field(30.0, gt=0, description="How long after a flip the new version is watched.")
+    error_rate: float = Field(0.5, gt=0, le=1, description="Failure share that triggers the rollback.")
+    min_calls: int = Field(5, ge=1, description="Calls needed before the rate is judged.")
+
+
 class RegistrySettings(_Strict):
     """Settings of the registry itself (the ``registry:`` section)."""
 
@@ -227,6 +236,7 @@ class RegistrySettings(_Strict):
         "Turn off on autoscaling clusters whose GPU nodes start on demand.",
     )
     router: RouterOptions = Field(default_factory=RouterOptions, description="Router deployment.")
+    rollout: RolloutOptions = Field(default_factory=RolloutOptions, description="Swaps and rollbacks.")
 
     def allowed_prefixes(self) -> tuple[str, ...]:
         return DEFAULT_ALLOWED_PREFIXES + tuple(self.allowed_module_prefixes)

@@ -28,6 +28,7 @@ class Route(BaseModel):
     spec: ProviderSpec
     version: int = Field(1, ge=1, description="Bumped by every redeploy (reload, swap).")
     source: str = Field("config", description="'config' (providers.yaml) or 'runtime'.")
+    previous: ProviderSpec | None = Field(None, description="The spec this version replaced (rollback target).")
 
     @property
     def key(self) -> str:

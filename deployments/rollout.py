@@ -1,0 +1,110 @@
+"""Hot swap, reload and rollback of one provider, without dropping a request.
+
+Mixed into the router (`deployments.router.RegistryRouter`). The sequence:
+deploy the new version as its own Serve application beside the old one ->
+wait until RUNNING -> its health check must pass -> flip the route table
+(every router replica follows within `TABLE_POLL_S`) -> the old version
+keeps its replicas until every router has switched, then Serve deletes it,
+draining in-flight requests (``graceful_shutdown_timeout_s``). A version
+that fails to start or fails its health check is never flipped to.
+
+After a swap the replica that made it watches the new version for
+``rollout.watch_s``: a failure share of ``rollout.error_rate`` (after
+``rollout.min_calls`` calls) rolls back to the spec it replaced. Neither Ray
+Serve (RFC #63016) nor the original registry does this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from deployments import deployer
+from providers.errors import ConfigError, DeploymentError
+from providers.registry.config import parse_spec
+from providers.registry.loading import load_provider_class
+from providers.registry.table import Route, route_key
+from providers.types import ProviderType
+
+logger = logging.getLogger("ray.serve")
+
+WATCH_PERIOD_S = 0.5
+
+
+class RolloutOps:
+    """Needs from the host: table, settings, allowed, _lock, _refresh, _commit,
+    _deploy, _health_of, _retire_later, caller."""
+
+    async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
+        """Redeploy the current class and config as a new version, then switch to it."""
+        return await self.swap_provider(ptype, name, {}, watch=False)
+
+    async def swap_provider(self, ptype: Any, name: str, changes: dict[str, Any] | None = None,
+                            watch: bool = True) -> dict[str, Any]:
+        """A new version under the same name: ``changes`` are providers.yaml keys
+        (``class``, ``config``, ``deployment``, ...) replacing the current ones."""
+        ptype = ProviderType.parse(ptype)
+        async with self._lock:
+            await self._refresh()
+            old = self.table.get(ptype, name)
+            raw = {**old.spec.model_dump(mode="json", by_alias=True), **(changes or {})}
+            spec = parse_spec(raw, f"{ptype.value}.providers.{name}")
+            # A reload (same spec) keeps the rollback target: rolling back after
+            # it means the last *different* spec, not the one just reloaded.
+            previous = old.previous if spec == old.spec else old.spec
+            new = await self._roll_out(old, Route(type=ptype, name=name, spec=spec, version=old.version + 1,
+                                                  source="runtime", previous=previous))
+        if watch and self.settings.rollout.auto_rollback and changes:
+            self._spawn(self._watch(new))
+        return {"provider": route_key(ptype, name), "version": new.version, "previous_version": old.version}
+
+    async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested") -> dict[str, Any]:
+        """Back to the spec the current version replaced (as a new version number)."""
+        ptype = ProviderType.parse(ptype)
+        async with self._lock:
+            await self._refresh()
+            current = self.table.get(ptype, name)
+            if current.previous is None:
+                raise ConfigError(f"{current.key} has no previous version to roll back to")
+            back = Route(type=ptype, name=name, spec=current.previous, version=current.version + 1,
+                         source=current.source, previous=current.spec)
+            await self._roll_out(current, back)
+        logger.warning("rolled back %s to its previous spec (v%d): %s", current.key, back.version, reason)
+        return {"provider": current.key, "version": back.version, "rolled_back_from": current.version, "reason": reason}
+
+    async def _roll_out(self, old: Route, new: Route) -> Route:
+        """Deploy ``new`` beside ``old``, check it, flip, retire ``old``. Caller holds the lock."""
+        await asyncio.to_thread(load_provider_class, new.spec.class_path, new.type, self.allowed)
+        table = self.table.with_route(new, replace=True)  # bad fallback names fail before deploying
+        await self._deploy(new)
+        report = await self._health_of(new)
+        if report.get("status") != "healthy":
+            await deployer.delete(deployer.app_name_of(new, self.settings.app_name))
+            raise DeploymentError(
+                f"{new.key} v{new.version} failed its health check and was not switched to "
+                f"(v{old.version} keeps serving): {report.get('error') or report}")
+        await self._commit(table)
+        self._retire_later(old)
+        return new
+
+    async def _watch(self, route: Route) -> None:
+        """Roll back ``route`` if its failure share crosses the threshold while watched."""
+        opts = self.settings.rollout
+        usage = self.caller.usage(route.key)
+        calls0, failures0 = usage.calls, usage.failures
+        loop = asyncio.get_running_loop()
+        end = loop.time() + opts.watch_s
+        while loop.time() < end:
+            await asyncio.sleep(WATCH_PERIOD_S)
+            current = self.table.routes.get(route.key)
+            if current is None or current.version != route.version:
+                return  # replaced or deleted meanwhile
+            calls, failures = usage.calls - calls0, usage.failures - failures0
+            if calls >= opts.min_calls and failures / calls >= opts.error_rate:
+                reason = f"{failures} of {calls} calls failed within {opts.watch_s:g}s of the swap"
+                try:
+                    await self.rollback_provider(route.type, route.name, reason=reason)
+                except Exception as exc:  # the watcher must never crash the router
+                    logger.error("automatic rollback of %s failed: %s", route.key, exc)
+                return
