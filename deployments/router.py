@@ -19,6 +19,7 @@ from typing import Any
 from ray import serve
 
 from deployments import deployer
+from deployments.admin_api import AdminRoutes
 from deployments.http_api import HttpRoutes, app
 from deployments.rollout import RolloutOps
 from deployments.table_store import TableStore
@@ -42,7 +43,7 @@ TABLE_POLL_S = 0.5
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes, RolloutOps):
+class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry

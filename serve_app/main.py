@@ -18,6 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars: dict[str, str] | None = None) -> None:
+    """Start (or join) Ray with the environment every replica needs.
+
+    ``env_vars`` go through runtime_env, which Ray writes to its logs in
+    clear (runtime_env_agent.log): never put a secret there. Secrets (the
+    admin token, database passwords) reach replicas by being in the
+    environment of the process that starts Ray, which Ray's workers inherit.
+    """
     import ray
 
     if ray.is_initialized():

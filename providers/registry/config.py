@@ -236,6 +236,10 @@ class RegistrySettings(_Strict):
         "Turn off on autoscaling clusters whose GPU nodes start on demand.",
     )
     router: RouterOptions = Field(default_factory=RouterOptions, description="Router deployment.")
+    admin_token_env: str = Field(
+        "PROVIDER_REGISTRY_ADMIN_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the admin bearer token; unset disables /v1/admin.",
+    )
     rollout: RolloutOptions = Field(default_factory=RolloutOptions, description="Swaps and rollbacks.")
 
     def allowed_prefixes(self) -> tuple[str, ...]:

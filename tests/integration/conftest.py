@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STS_PATH = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
 SAMPLE = "tests.integration.sample_providers"
 MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
+ADMIN_TOKEN_ENV = "TEST_REGISTRY_ADMIN_TOKEN"
+ADMIN_TOKEN = "adm-" + "7f3c9e1b5a2d4f6e8c0b"
 
 
 def free_port() -> int:
@@ -33,6 +35,7 @@ def registry_config(port: int) -> dict:
             "max_texts_per_request": 128,
             "max_chars_per_text": 5000,
             "deploy_timeout_s": 120,
+            "admin_token_env": ADMIN_TOKEN_ENV,
         },
         "embeddings": {
             "providers": {
@@ -61,6 +64,10 @@ def registry():
 
     # address="local": a fresh instance even if `make serve` runs beside us.
     # PYTHONPATH lets replicas import the test providers.
+    # The token goes into this process's environment, which the Ray processes
+    # inherit, never into runtime_env: Ray logs runtime_env env_vars in clear
+    # (runtime_env_agent.log, "Creating runtime env: {...}").
+    os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
     ensure_ray(address="local", num_cpus=8, env_vars={"PYTHONPATH": str(ROOT)})
     config = parse_config(registry_config(free_port()))
     info = start_registry(config)

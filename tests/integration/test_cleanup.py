@@ -29,6 +29,12 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     embedder = await scratch.get_provider(ProviderType.EMBEDDING, "h")
     assert (await embedder.embed_query("x")).shape == (384,)
     assert any(a.startswith("scratch") for a in serve.status().applications)
+    # Its admin token variable (the default name) is unset: admin is disabled, and says how to enable it.
+    import httpx
+
+    r = httpx.post(f"http://127.0.0.1:{port}/scratch/v1/admin/providers/embeddings/h/reload",
+                   headers={"Authorization": "Bearer anything"})
+    assert r.status_code == 403 and "PROVIDER_REGISTRY_ADMIN_TOKEN" in r.json()["error"]["message"]
 
     await scratch.cleanup()
     apps = serve.status().applications

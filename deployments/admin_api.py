@@ -1,0 +1,120 @@
+"""``/v1/admin/...``: register, reload, swap, rollback, delete, set fallback, monitoring.
+
+Guarded by ``Authorization: Bearer <token>``, the token read by the router
+from the environment variable named by ``registry.admin_token_env``
+(default ``PROVIDER_REGISTRY_ADMIN_TOKEN``). No token configured: every
+admin call is refused with 403 saying how to enable it. Wrong or missing
+token: 401. The comparison is constant-time (`hmac.compare_digest`) and the
+token appears in no response, log line or error. The class-path allowlist
+applies here exactly as in the Python API (same router methods).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
+from providers.errors import InvalidRequestError
+
+
+class FallbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fallback: list[str] = Field(..., description="Names of the same type, in order; [] clears.")
+
+
+class MonitoringBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool
+
+
+def admin_denied(request: Request, env_name: str) -> Response | None:
+    """None when the request carries the admin token; else the 403/401 to answer."""
+    expected = os.environ.get(env_name, "")
+    if not expected:
+        return error_response(403, f"admin endpoints are disabled: set the environment variable {env_name} "
+                                   "for the registry's router (runtime_env env_vars on a cluster)", None, "admin_disabled")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return error_response(401, "missing or wrong admin token (Authorization: Bearer <token>)", None, "unauthorized")
+    return None
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    import orjson
+
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"malformed JSON ({exc})", "body") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"must be a JSON object, got {type(data).__name__}", "body")
+    return data
+
+
+class AdminRoutes:
+    """Mixed into the router; each handler delegates to the router's own method."""
+
+    async def _admin(self, request: Request, op: Any, status: int = 200) -> Response:
+        denied = admin_denied(request, self.settings.admin_token_env)
+        if denied is not None:
+            return denied
+        try:
+            return json_response(await op(), status)
+        except Exception as exc:
+            return registry_error_response(exc)
+
+    @app.post("/v1/admin/providers/{ptype}/{name}")
+    async def admin_register(self, request: Request, ptype: str, name: str) -> Response:
+        async def op() -> Any:
+            body = await _json_object(request)
+            if "class" not in body:
+                raise InvalidRequestError("is required", "class")
+            class_path = body.pop("class")
+            config, metadata = body.pop("config", {}), body.pop("metadata", {})
+            return await self.register_provider(ptype, name, class_path, config, metadata, body)
+
+        return await self._admin(request, op, 201)
+
+    @app.post("/v1/admin/providers/{ptype}/{name}/reload")
+    async def admin_reload(self, request: Request, ptype: str, name: str) -> Response:
+        return await self._admin(request, lambda: self.reload_provider(ptype, name))
+
+    @app.post("/v1/admin/providers/{ptype}/{name}/swap")
+    async def admin_swap(self, request: Request, ptype: str, name: str) -> Response:
+        async def op() -> Any:
+            return await self.swap_provider(ptype, name, await _json_object(request))
+
+        return await self._admin(request, op)
+
+    @app.post("/v1/admin/providers/{ptype}/{name}/rollback")
+    async def admin_rollback(self, request: Request, ptype: str, name: str) -> Response:
+        return await self._admin(request, lambda: self.rollback_provider(ptype, name))
+
+    @app.delete("/v1/admin/providers/{ptype}/{name}")
+    async def admin_delete(self, request: Request, ptype: str, name: str) -> Response:
+        return await self._admin(request, lambda: self.delete_provider(ptype, name))
+
+    @app.put("/v1/admin/providers/{ptype}/{name}/fallback")
+    async def admin_fallback(self, request: Request, ptype: str, name: str) -> Response:
+        async def op() -> Any:
+            body = await parse_body(request, FallbackBody)
+            return await self.set_fallback_provider(ptype, name, body.fallback)
+
+        return await self._admin(request, op)
+
+    @app.post("/v1/admin/monitoring")
+    async def admin_monitoring(self, request: Request) -> Response:
+        async def op() -> Any:
+            body = await parse_body(request, MonitoringBody)
+            return await self.set_monitoring(body.enabled)
+
+        return await self._admin(request, op)
