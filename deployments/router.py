@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from ray import serve
@@ -21,16 +20,17 @@ from ray import serve
 from deployments import deployer
 from deployments.admin_api import AdminRoutes
 from deployments.http_api import HttpRoutes, app
+from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
-from deployments.table_store import TableStore
+from deployments.table_store import StatsStore, TableStore
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
 from providers.registry.coalescing import Coalescer
 from providers.registry.config import RegistryConfig, parse_spec
 from providers.registry.limits import check_call
 from providers.registry.loading import load_provider_class
-from providers.registry.redaction import redact, scrub_text, secret_values
-from providers.registry.routing import FallbackCaller
+from providers.registry.redaction import scrub_text, secret_values
+from providers.registry.routing import FallbackCaller, describe_error
 from providers.registry.table import Route, RouteTable, route_key
 from providers.types import ProviderType
 
@@ -43,7 +43,7 @@ TABLE_POLL_S = 0.5
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
+class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry
@@ -60,8 +60,11 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
         self._lock = asyncio.Lock()
         self._monitor: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
+        self.stats_store = StatsStore(self.settings.app_name)
         self._install(self.table)
         self._follower = asyncio.create_task(self._follow_table())
+        self._publisher = asyncio.create_task(self._publish_stats_loop())
 
     # -- table ----------------------------------------------------------------
     def _install(self, table: RouteTable) -> None:
@@ -183,7 +186,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
                     response = self._handle(route).describe.remote()
                     self.described[app_name] = await asyncio.wait_for(response, route.spec.call_timeout_s)
             except Exception as exc:
-                errors.append(f"{candidate}: {self.scrub(_reason(exc))}")
+                errors.append(f"{candidate}: {self.scrub(describe_error(exc))}")
                 continue
             return {**self.described[app_name], "type": ptype.value, "name": name,
                     "served_by": candidate, "version": route.version}
@@ -238,6 +241,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
             self._install(self.table.with_monitoring(False))
             await asyncio.gather(*(deployer.delete(a) for a in apps))
             await asyncio.to_thread(self.store.clear)
+            await asyncio.to_thread(self.stats_store.clear)
         return {"deleted_apps": apps}
 
     async def _deploy(self, route: Route) -> None:
@@ -263,105 +267,3 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps):
         self.handles.pop(app_name, None)
         self.described.pop(app_name, None)
         await deployer.delete(app_name)
-
-    # -- health and stats ----------------------------------------------------------
-    async def health_check(self, ptype: Any, name: str) -> dict[str, Any]:
-        ptype = ProviderType.parse(ptype)
-        return await self._health_of(await self._route(ptype, name))
-
-    async def _health_of(self, route: Route) -> dict[str, Any]:
-        """Probe one provider; an unhealthy answer opens its breaker at once.
-
-        Failover must not wait for Ray, whose replica checks take 30 s to
-        2 minutes to act. Probes are not counted as usage.
-        """
-        start = time.monotonic()
-        try:
-            response = self._handle(route).invoke.remote("health_check")
-            report = await asyncio.wait_for(response, route.spec.call_timeout_s)
-            if not isinstance(report, dict) or "status" not in report:
-                report = {"status": "unhealthy", "error": f"malformed health report: {report!r}"[:300]}
-        except asyncio.TimeoutError:
-            report = {"status": "unhealthy", "error": f"health check missed its {route.spec.call_timeout_s:g}s deadline"}
-        except Exception as exc:
-            report = {"status": "unhealthy", "error": _reason(exc)}
-        report = redact({**report, "provider": route.key, "version": route.version})
-        if "error" in report:
-            report["error"] = self.scrub(str(report["error"]))
-        previous = self.health.get(route.key, {})
-        report["checked_at"] = time.time()
-        report["probe_ms"] = round((time.monotonic() - start) * 1000, 3)
-        if report.get("status") == "healthy":
-            report["last_success_at"] = report["checked_at"]
-        else:
-            report["last_success_at"] = previous.get("last_success_at")
-            self.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
-        self.health[route.key] = report
-        return report
-
-    async def _monitor_loop(self) -> None:
-        while True:
-            routes = list(self.table.routes.values())
-            await asyncio.gather(*(self._health_of(r) for r in routes))
-            await asyncio.sleep(self.settings.health_check_interval_s)
-
-    async def list_providers(self, ptype: Any = None, include_instances: bool = False) -> dict[str, Any]:
-        types = [ProviderType.parse(ptype)] if ptype else list(ProviderType)
-        out: dict[str, Any] = {t.value: {} for t in types}
-        for route in self.table.routes.values():
-            if route.type not in types:
-                continue
-            usage = self.caller.usage(route.key)
-            health = self.health.get(route.key, {})
-            info = {
-                "class": route.spec.class_path,
-                "config": redact(route.spec.config),
-                "metadata": redact(route.spec.metadata),
-                "fallback": route.spec.fallback,
-                "depends_on": route.spec.depends_on,
-                "deployment": route.spec.deployment.model_dump(mode="json", exclude_none=True),
-                "call_timeout_s": route.spec.call_timeout_s,
-                "version": route.version,
-                "source": route.source,
-                "has_previous": route.previous is not None,
-                "app_name": deployer.app_name_of(route, self.settings.app_name),
-                "health_status": health.get("status", "unknown"),
-                "usage_count": usage.calls,
-                "circuit_breaker": self.caller.breaker(route.key).snapshot(),
-                "initialized": True,  # in the table only once its application ran
-            }
-            if include_instances:
-                try:
-                    info["instance"] = await self.describe(route.type, route.name)
-                except Exception as exc:
-                    info["instance"] = {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
-            out[route.type.value][route.name] = info
-        return out
-
-    async def get_stats(self) -> dict[str, Any]:
-        counts = {t.value: len(self.table.names(t)) for t in ProviderType}
-        summary = {"healthy": 0, "unhealthy": 0, "unknown": 0}
-        for key in self.table.routes:
-            status = self.health.get(key, {}).get("status", "unknown")
-            summary[status if status in summary else "unhealthy"] += 1
-        ctx = serve.get_replica_context()
-        return {
-            "provider_counts": counts,
-            "health_summary": summary,
-            "usage_stats": {k: {**v.as_dict(), "circuit_breaker": self.caller.breaker(k).snapshot()}
-                            for k, v in sorted(self.caller.stats.items())},
-            "monitoring": self.table.monitoring,
-            "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
-            "table_revision": self.table.revision,
-            # Counters are this router replica's; cluster-wide aggregation is
-            # the operations issue's (one replica by default, so they are whole).
-            "scope": {"router_replica": ctx.replica_id.unique_id},
-        }
-
-
-def _reason(exc: BaseException) -> str:
-    """One line naming the error (Ray wraps a replica's exception; show the original)."""
-    cause = getattr(exc, "cause", None)
-    err = cause if isinstance(cause, BaseException) else exc
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[-1] if lines else ''}"[:500]

@@ -17,6 +17,7 @@ concurrent writers could lose one update (no compare-and-swap in internal_kv).
 from __future__ import annotations
 
 import asyncio
+import json
 
 from providers.registry.table import RouteTable
 
@@ -77,3 +78,32 @@ class TableStore:
 
     async def awrite(self, table: RouteTable) -> None:
         await asyncio.to_thread(self.write, table)
+
+
+class StatsStore:
+    """Each router replica's usage snapshot, under ``<app>/stats/<replica id>``.
+
+    Snapshots of replicas that died stay: their calls happened, and the
+    cluster-wide totals must keep counting them.
+    """
+
+    def __init__(self, app_name: str) -> None:
+        self.prefix = f"{app_name}/stats/"
+
+    def write(self, replica_id: str, snapshot: dict) -> None:
+        _kv()._internal_kv_put((self.prefix + replica_id).encode(), json.dumps(snapshot).encode(),
+                               overwrite=True, namespace=NAMESPACE)
+
+    def read_all(self) -> dict[str, dict]:
+        kv = _kv()
+        out = {}
+        for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
+            raw = kv._internal_kv_get(key, namespace=NAMESPACE)
+            if raw is not None:
+                out[key.decode()[len(self.prefix):]] = json.loads(raw)
+        return out
+
+    def clear(self) -> None:
+        kv = _kv()
+        for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
+            kv._internal_kv_del(key, namespace=NAMESPACE)

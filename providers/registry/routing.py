@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from providers.errors import (
     InvalidRequestError,
@@ -23,37 +23,13 @@ from providers.errors import (
     RegistryError,
 )
 from providers.registry.breaker import BreakerOptions, CircuitBreaker
+from providers.registry.stats import UsageStats
 
 T = TypeVar("T")
 
 # Errors that say the *caller* is wrong: trying a fallback cannot fix them,
 # and they must reach the caller as the 4xx they are.
 CALLER_ERRORS: tuple[type[BaseException], ...] = (InvalidRequestError, ProviderNotFoundError)
-
-
-@dataclass
-class UsageStats:
-    calls: int = 0
-    successes: int = 0
-    failures: int = 0
-    timeouts: int = 0
-    served_as_fallback: int = 0
-    total_latency_s: float = 0.0
-    last_error: str | None = None
-    last_used: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        avg = self.total_latency_s / self.successes if self.successes else None
-        return {
-            "calls": self.calls,
-            "successes": self.successes,
-            "failures": self.failures,
-            "timeouts": self.timeouts,
-            "served_as_fallback": self.served_as_fallback,
-            "avg_latency_ms": round(avg * 1000, 3) if avg is not None else None,
-            "last_error": self.last_error,
-            "last_used": self.last_used,
-        }
 
 
 @dataclass
@@ -138,13 +114,15 @@ class FallbackCaller:
                     self.breaker(key).record_success()
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
-                    message = self.scrub(_describe(exc))
+                    message = self.scrub(describe_error(exc))
                 else:
                     self.breaker(key).record_success()
                     stats.successes += weight
-                    stats.total_latency_s += (self.clock() - start) * weight
+                    elapsed_ms = (self.clock() - start) * 1000
+                    stats.latency.observe(elapsed_ms, weight)
                     if position:
                         stats.served_as_fallback += weight
+                        self.usage(f"{kind}/{chain[0]}").fell_back += weight
                     return result
             stats.failures += weight
             stats.last_error = message
@@ -153,14 +131,15 @@ class FallbackCaller:
         raise _failure(kind, tried)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """One line naming an error: its type and the last line of its message."""
     # Ray wraps a replica's exception (RayTaskError) and keeps the original as
     # .cause; show the original, not Ray's multi-line traceback text.
     cause = getattr(exc, "cause", None)
     if isinstance(cause, BaseException):
         exc = cause
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")
+    return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")[:500]
 
 
 def _failure(kind: str, tried: list[Attempt]) -> ProviderCallError:

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.integration
 async def test_cleanup_deletes_every_application_of_a_registry(registry):
     import asyncio
 
+    import httpx
     from ray import serve
 
     from providers.registry.config import parse_config
@@ -21,7 +22,7 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     port = registry["config"].registry.http_port
     config = parse_config({
         "registry": {"app_name": "scratch", "route_prefix": "/scratch", "http_port": port,
-                     "allowed_module_prefixes": [SAMPLE]},
+                     "allowed_module_prefixes": [SAMPLE], "router": {"num_replicas": 2}},
         "embeddings": {"providers": {"h": {"class": f"{SAMPLE}.HashEmbedder", "deployment": {"num_cpus": 0.1}}}},
     })
     await asyncio.to_thread(start_registry, config)
@@ -29,8 +30,22 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     embedder = await scratch.get_provider(ProviderType.EMBEDDING, "h")
     assert (await embedder.embed_query("x")).shape == (384,)
     assert any(a.startswith("scratch") for a in serve.status().applications)
+    # Two router replicas: the stats are the cluster's, whichever replica answers.
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(*(
+            client.post(f"http://127.0.0.1:{port}/scratch/v1/embeddings", json={"model": "h", "input": [f"t{i}"]})
+            for i in range(40)))
+    assert all(r.status_code == 200 for r in responses)
+    await asyncio.sleep(1.5)  # one publishing period
+    answered_by = set()
+    for _ in range(12):
+        stats = await scratch.get_stats()
+        answered_by.add(stats["scope"]["answered_by"])
+        assert len(stats["scope"]["router_replicas"]) == 2
+        assert stats["usage_stats"]["embeddings/h"]["calls"] == 41  # 40 + the embed_query above
+        assert stats["usage_stats"]["embeddings/h"]["replicas"] == 1
+    assert len(answered_by) == 2, "every call landed on one router replica"
     # Its admin token variable (the default name) is unset: admin is disabled, and says how to enable it.
-    import httpx
 
     r = httpx.post(f"http://127.0.0.1:{port}/scratch/v1/admin/providers/embeddings/h/reload",
                    headers={"Authorization": "Bearer anything"})

@@ -7,7 +7,6 @@ config). These tests call it the same way Serve does.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from deployments.provider_deployment import ProviderDeployment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serve_app import ProviderType, get_provider, get_provider_with_fallback, provider_registry
+from serve_app import ProviderType, get_provider, provider_registry
 from tests.integration.conftest import MINILM, SAMPLE
 
 pytestmark = pytest.mark.integration

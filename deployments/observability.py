@@ -1,0 +1,184 @@
+"""Health probes, listings and cluster-wide statistics of the router.
+
+Mixed into `deployments.router.RegistryRouter`. Each router replica counts
+its own calls and publishes a snapshot to GCS every `STATS_PUBLISH_S`
+(`deployments.table_store.StatsStore`); `get_stats` sums every replica's
+snapshot, so the figures are the cluster's whichever replica answers.
+Health probes are not counted as usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from deployments import deployer
+from providers.registry.redaction import redact
+from providers.registry.routing import describe_error
+from providers.registry.stats import describe, merge_usage
+from providers.registry.table import Route
+from providers.types import ProviderType
+
+logger = logging.getLogger("ray.serve")
+
+STATS_PUBLISH_S = 1.0
+_SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
+
+
+class ObservabilityOps:
+    """Needs from the host: table, settings, health, caller, coalescer, replica_id,
+    stats_store, _route, _handle, scrub, describe."""
+
+    # -- health ------------------------------------------------------------------------
+    async def health_check(self, ptype: Any, name: str) -> dict[str, Any]:
+        ptype = ProviderType.parse(ptype)
+        return await self._health_of(await self._route(ptype, name))
+
+    async def _health_of(self, route: Route) -> dict[str, Any]:
+        """Probe one provider; an unhealthy answer opens its breaker at once.
+
+        Failover must not wait for Ray, whose replica checks take 30 s to
+        2 minutes to act.
+        """
+        start = time.monotonic()
+        try:
+            response = self._handle(route).invoke.remote("health_check")
+            report = await asyncio.wait_for(response, route.spec.call_timeout_s)
+            if not isinstance(report, dict) or "status" not in report:
+                report = {"status": "unhealthy", "error": f"malformed health report: {report!r}"[:300]}
+        except asyncio.TimeoutError:
+            report = {"status": "unhealthy", "error": f"health check missed its {route.spec.call_timeout_s:g}s deadline"}
+        except Exception as exc:
+            report = {"status": "unhealthy", "error": describe_error(exc)}
+        report = redact({**report, "provider": route.key, "version": route.version})
+        if "error" in report:
+            report["error"] = self.scrub(str(report["error"]))
+        previous = self.health.get(route.key, {})
+        report["checked_at"] = time.time()
+        report["probe_ms"] = round((time.monotonic() - start) * 1000, 3)
+        if report.get("status") == "healthy":
+            report["last_success_at"] = report["checked_at"]
+        else:
+            report["last_success_at"] = previous.get("last_success_at")
+            self.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
+        self.health[route.key] = report
+        return report
+
+    async def _monitor_loop(self) -> None:
+        while True:
+            routes = list(self.table.routes.values())
+            await asyncio.gather(*(self._health_of(r) for r in routes))
+            await asyncio.sleep(self.settings.health_check_interval_s)
+
+    # -- statistics ----------------------------------------------------------------------
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "at": time.time(),
+            "usage": {k: v.snapshot() for k, v in self.caller.stats.items()},
+            "breakers": {k: b.snapshot() for k, b in self.caller.breakers.items()},
+            "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
+        }
+
+    async def _publish_stats_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_PUBLISH_S)
+            try:
+                await asyncio.to_thread(self.stats_store.write, self.replica_id, self._snapshot())
+            except Exception as exc:  # stats must never hurt serving
+                logger.warning("publishing router stats failed: %s", exc)
+
+    async def _cluster_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every router replica's latest snapshot; this replica's is fresh."""
+        mine = self._snapshot()
+        try:
+            await asyncio.to_thread(self.stats_store.write, self.replica_id, mine)
+            snaps = await asyncio.to_thread(self.stats_store.read_all)
+        except Exception as exc:
+            logger.warning("reading cluster stats failed, showing this replica only: %s", exc)
+            snaps = {}
+        snaps[self.replica_id] = mine
+        return snaps
+
+    async def _replica_counts(self) -> dict[str, int]:
+        """RUNNING replicas per provider application (from Serve's status)."""
+        from ray import serve
+
+        try:
+            status = await asyncio.to_thread(serve.status)
+        except Exception:
+            return {}
+        out = {}
+        for name, app in status.applications.items():
+            dep = app.deployments.get(deployer.PROVIDER_DEPLOYMENT_NAME)
+            if dep is not None:
+                out[name] = int(dep.replica_states.get("RUNNING", 0))
+        return out
+
+    async def get_stats(self) -> dict[str, Any]:
+        snaps = await self._cluster_snapshots()
+        replicas = await self._replica_counts()
+        counts = {t.value: len(self.table.names(t)) for t in ProviderType}
+        summary = {"healthy": 0, "unhealthy": 0, "unknown": 0}
+        providers: dict[str, Any] = {}
+        for key, route in sorted(self.table.routes.items()):
+            status = self.health.get(key, {}).get("status", "unknown")
+            summary[status if status in summary else "unhealthy"] += 1
+            usage = describe(merge_usage([s["usage"][key] for s in snaps.values() if key in s["usage"]]))
+            breakers = {rid: s["breakers"][key] for rid, s in snaps.items() if key in s.get("breakers", {})}
+            worst = max((b["state"] for b in breakers.values()), key=_SEVERITY.get, default="closed")
+            providers[key] = {
+                **usage,
+                "circuit_breaker": {"state": worst, "per_router_replica": breakers},
+                "health_status": status,
+                "version": route.version,
+                "replicas": replicas.get(deployer.app_name_of(route, self.settings.app_name)),
+            }
+        merged = {"provider_calls": 0, "caller_calls": 0}
+        for s in snaps.values():
+            for k in merged:
+                merged[k] += s.get("coalescing", {}).get(k, 0)
+        return {
+            "provider_counts": counts,
+            "health_summary": summary,
+            "usage_stats": providers,
+            "monitoring": self.table.monitoring,
+            "coalescing": merged,
+            "table_revision": self.table.revision,
+            "scope": {"router_replicas": sorted(snaps), "answered_by": self.replica_id},
+        }
+
+    # -- listing ------------------------------------------------------------------------------
+    async def list_providers(self, ptype: Any = None, include_instances: bool = False) -> dict[str, Any]:
+        types = [ProviderType.parse(ptype)] if ptype else list(ProviderType)
+        out: dict[str, Any] = {t.value: {} for t in types}
+        snaps = (await self._cluster_snapshots()).values()
+        for route in self.table.routes.values():
+            if route.type not in types:
+                continue
+            health = self.health.get(route.key, {})
+            info = {
+                "class": route.spec.class_path,
+                "config": redact(route.spec.config),
+                "metadata": redact(route.spec.metadata),
+                "fallback": route.spec.fallback,
+                "depends_on": route.spec.depends_on,
+                "deployment": route.spec.deployment.model_dump(mode="json", exclude_none=True),
+                "call_timeout_s": route.spec.call_timeout_s,
+                "version": route.version,
+                "source": route.source,
+                "has_previous": route.previous is not None,
+                "app_name": deployer.app_name_of(route, self.settings.app_name),
+                "health_status": health.get("status", "unknown"),
+                "usage_count": sum(s["usage"].get(route.key, {}).get("calls", 0) for s in snaps),
+                "circuit_breaker": self.caller.breaker(route.key).snapshot(),
+                "initialized": True,  # in the table only once its application ran
+            }
+            if include_instances:
+                try:
+                    info["instance"] = await self.describe(route.type, route.name)
+                except Exception as exc:
+                    info["instance"] = {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
+            out[route.type.value][route.name] = info
+        return out
