@@ -14,7 +14,9 @@ client holds nothing but a handle: any number of processes can use one.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -28,9 +30,11 @@ ROUTER_DEPLOYMENT = "RegistryRouter"
 class ProviderRegistry:
     """Operate a registry application by name (default ``registry``)."""
 
-    def __init__(self, app_name: str = "registry", address: str | None = None) -> None:
+    def __init__(self, app_name: str = "registry", address: str | None = None, retry_s: float = 30.0) -> None:
         self.app_name = app_name
         self.address = address
+        self.retry_s = retry_s
+        self.retries = 0  # calls repeated after a router replica died
         self._router: Any = None
 
     # -- connection -------------------------------------------------------------
@@ -46,10 +50,21 @@ class ProviderRegistry:
         return self._router
 
     async def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await getattr(self._handle(), method).remote(*args, **kwargs)
-        except Exception as exc:
-            raise _unwrap(exc) from None
+        """One router call. Reads and provider calls are retried on another router
+        replica when the one serving them dies (for up to ``retry_s``); changes to
+        the registry are not, since one may have taken effect before the failure."""
+        retry = method in _RETRYABLE
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.05
+        while True:
+            try:
+                return await getattr(self._handle(), method).remote(*args, **kwargs)
+            except Exception as exc:
+                if not (retry and _router_died(exc) and time.monotonic() + delay < deadline):
+                    raise _unwrap(exc) from None
+            self.retries += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # -- the seed's API -------------------------------------------------------------
     async def register_provider(self, provider_type: ProviderType | str, name: str, class_path: str,
@@ -131,8 +146,6 @@ class ProviderRegistry:
 
     async def cleanup(self) -> None:
         """Delete every provider application of this registry, then the registry itself."""
-        import asyncio
-
         from ray import serve
 
         await self._ask("cleanup")
@@ -189,6 +202,22 @@ def _cached_getter(method: str) -> Any:
 
 async def _noop_initialize(self: _ProxyBase, config: dict[str, Any] | None = None) -> None:
     """Providers are initialized by their deployment; change config with reload_provider."""
+
+
+# Safe to repeat: they read, or call a provider (whose calls the registry
+# already treats as retryable through fallback).
+_RETRYABLE = frozenset({"call", "describe", "list_providers", "get_stats", "health_check"})
+
+
+def _router_died(exc: BaseException) -> bool:
+    """The router replica serving the call died or vanished (not the provider failing)."""
+    from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+    from ray.serve.exceptions import DeploymentUnavailableError, ReplicaUnavailableError
+
+    if isinstance(getattr(exc, "cause", None), RegistryError):
+        return False
+    return isinstance(exc, (ActorDiedError, ActorUnavailableError, RayActorError,
+                            ReplicaUnavailableError, DeploymentUnavailableError))
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -45,6 +45,34 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
         assert stats["usage_stats"]["embeddings/h"]["calls"] == 41  # 40 + the embed_query above
         assert stats["usage_stats"]["embeddings/h"]["replicas"] == 1
     assert len(answered_by) == 2, "every call landed on one router replica"
+
+    # Kill one of the two router replicas under load: Python API callers see no failure.
+    import ray
+
+    failures: list[str] = []
+    done = asyncio.Event()
+
+    async def caller(i: int) -> int:
+        n = 0
+        while not done.is_set():
+            try:
+                await embedder.embed_query(f"load {i} {n}")
+            except Exception as exc:
+                failures.append(repr(exc)[:300])
+            n += 1
+        return n
+
+    workers = [asyncio.create_task(caller(i)) for i in range(8)]
+    await asyncio.sleep(1.0)
+    routers = [a for a in ray.util.list_named_actors(all_namespaces=True)
+               if "scratch#RegistryRouter" in a["name"]]
+    assert len(routers) == 2
+    ray.kill(ray.get_actor(routers[0]["name"], namespace=routers[0]["namespace"]), no_restart=True)
+    await asyncio.sleep(4.0)
+    done.set()
+    served = sum(await asyncio.gather(*workers))
+    assert failures == [] and served > 50, (failures[:3], served)
+    print(f"router replica killed under load: {served} calls served, {scratch.retries} retried, 0 failed")
     # Its admin token variable (the default name) is unset: admin is disabled, and says how to enable it.
 
     r = httpx.post(f"http://127.0.0.1:{port}/scratch/v1/admin/providers/embeddings/h/reload",
