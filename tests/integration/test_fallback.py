@@ -140,3 +140,58 @@ async def test_an_unhealthy_probe_opens_the_breaker_before_any_call_fails(regist
         assert usage.get("calls", 0) == 0  # never reached: the breaker was already open
     finally:
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "degrading")
+
+
+async def test_killed_primary_replica_fallback_serves_then_traffic_returns(registry):
+    """ray.kill the primary's replica under load: no call fails; after Ray restores it, it serves again."""
+    import asyncio
+
+    import ray
+
+    await provider_registry.register_provider(
+        ProviderType.EMBEDDING, "victim", f"{SAMPLE}.HashEmbedder", {"label": "victim"},
+        deployment={"num_cpus": 0.1}, call_timeout_s=1.0, fallback=["hash"],
+        circuit_breaker={"failure_threshold": 2, "open_s": 2.0})
+    try:
+        embedder = await get_provider_with_fallback(ProviderType.EMBEDDING, "victim")
+        failures: list[str] = []
+        done = asyncio.Event()
+
+        async def caller(i: int) -> None:
+            n = 0
+            while not done.is_set():
+                try:
+                    await embedder.embed_query(f"v{i} {n}")
+                except Exception as exc:
+                    failures.append(repr(exc)[:300])
+                n += 1
+                await asyncio.sleep(0.02)
+
+        workers = [asyncio.create_task(caller(i)) for i in range(4)]
+        await asyncio.sleep(1.0)
+        before = (await provider_registry.get_stats())["usage_stats"]["embeddings/victim"]
+        replicas = [a for a in ray.util.list_named_actors(all_namespaces=True)
+                    if "registry--embeddings--victim--v1#ProviderDeployment" in a["name"]]
+        assert len(replicas) == 1
+        ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
+
+        async def wait_for(predicate, timeout_s: float) -> dict:
+            end = time.monotonic() + timeout_s
+            while time.monotonic() < end:
+                await asyncio.sleep(0.3)
+                now = (await provider_registry.get_stats())["usage_stats"]["embeddings/victim"]
+                if predicate(now):
+                    return now
+            raise AssertionError(f"not reached: {now}")
+
+        # 1. the kill bites: the fallback serves and the breaker opens
+        during = await wait_for(lambda s: s["fell_back"] > before["fell_back"]
+                                and any(b["times_opened"] >= 1 for b in s["circuit_breaker"]["per_router_replica"].values()), 20)
+        # 2. Ray restores the replica; a half-open trial closes the breaker; the primary serves again
+        await wait_for(lambda s: s["circuit_breaker"]["state"] == "closed"
+                       and s["successes"] > during["successes"] + 20, 40)
+        done.set()
+        await asyncio.gather(*workers)
+        assert failures == [], failures[:3]
+    finally:
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "victim")
