@@ -113,7 +113,8 @@ async def test_breaker_stops_calls_to_a_failing_primary_then_recovers(registry):
                 break
             await asyncio.sleep(0.3)
         assert usage["circuit_breaker"]["state"] == "closed", usage
-        assert usage["circuit_breaker"]["times_opened"] >= 1 and usage["successes"] >= 1
+        opened = [b["times_opened"] for b in usage["circuit_breaker"]["per_router_replica"].values()]
+        assert max(opened) >= 1 and usage["successes"] >= 1
     finally:
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "healing")
 
