@@ -1,0 +1,53 @@
+"""The operator's CLI against the running registry (a real subprocess, real HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import ADMIN_TOKEN, ADMIN_TOKEN_ENV, ROOT, SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+def cli(registry, *args: str, token: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != ADMIN_TOKEN_ENV}
+    if token:
+        env[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
+    cmd = [sys.executable, "-m", "serve_app", *args]
+    if args[0] not in ("check", "serve"):
+        cmd += ["--url", registry["http"], "--token-env", ADMIN_TOKEN_ENV]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def test_cli_operations(registry):
+    r = cli(registry, "register", "embeddings", "cli-made", "--class", f"{SAMPLE}.HashEmbedder",
+            "--config", '{"dimension": 8}', "--spec", '{"deployment": {"num_cpus": 0.1}}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["registered"] == "embeddings/cli-made"
+    r = cli(registry, "swap", "embeddings", "cli-made", "--config", '{"dimension": 10}')
+    assert r.returncode == 0 and json.loads(r.stdout)["version"] == 2, r.stderr
+    assert cli(registry, "rollback", "embeddings", "cli-made").returncode == 0
+    assert cli(registry, "fallback", "embeddings", "cli-made", "hash").returncode == 0
+    listed = json.loads(cli(registry, "list", token=False).stdout)["embeddings"]["cli-made"]
+    assert listed["version"] == 3 and listed["fallback"] == ["hash"] and listed["config"] == {"dimension": 8}
+    assert json.loads(cli(registry, "health", "embeddings", "cli-made", token=False).stdout)["status"] == "healthy"
+    assert cli(registry, "fallback", "embeddings", "cli-made").returncode == 0
+    assert cli(registry, "delete", "embeddings", "cli-made").returncode == 0
+    stats = json.loads(cli(registry, "stats", token=False).stdout)
+    assert "embeddings/cli-made" not in stats["usage_stats"]
+
+
+def test_cli_errors_are_clear(registry):
+    r = cli(registry, "reload", "embeddings", "minilm", token=False)
+    assert r.returncode == 2 and ADMIN_TOKEN_ENV in r.stderr
+    r = cli(registry, "delete", "embeddings", "nope")
+    assert r.returncode == 1 and "nope" in r.stderr
+    r = cli(registry, "register", "embeddings", "x", "--class", "a.B", "--config", "{bad")
+    assert r.returncode == 1 and "--config is not valid JSON" in r.stderr
+    r = cli(registry, "check", "--config", "config/providers.yaml")
+    assert r.returncode == 0 and "valid" in r.stdout
