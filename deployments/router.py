@@ -20,6 +20,7 @@ from ray import serve
 from deployments import deployer
 from deployments.admin_api import AdminRoutes
 from deployments.http_api import HttpRoutes, app
+from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
 from deployments.table_store import StatsStore, TableStore
@@ -50,7 +51,9 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         self.allowed = list(self.settings.allowed_prefixes())
         self.store = TableStore(self.settings.app_name)
         self.table = await asyncio.to_thread(self.store.seed, RouteTable.from_config(cfg))
-        self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options)
+        self.metrics = RouterMetrics()
+        self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options,
+                                     on_attempt=self.metrics.record)
         r = self.settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
         self.handles: dict[str, Any] = {}

@@ -53,6 +53,9 @@ class FallbackCaller:
     clock: Callable[[], float] = time.monotonic
     breaker_options: Callable[[str], BreakerOptions] = lambda key: BreakerOptions()
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    # Called once per provider attempt: (key, outcome, elapsed_ms, weight, as_fallback),
+    # outcome "success" | "failure" | "timeout". The router exports it as metrics.
+    on_attempt: Callable[[str, str, float, int, bool], None] = lambda *a: None
 
     def usage(self, key: str) -> UsageStats:
         return self.stats.setdefault(key, UsageStats())
@@ -105,6 +108,7 @@ class FallbackCaller:
                 task.cancel()
                 message = f"missed its {timeout:g}s deadline"
                 stats.timeouts += weight
+                self.on_attempt(key, "timeout", (self.clock() - start) * 1000, weight, position > 0)
             else:
                 try:
                     result = task.result()
@@ -115,11 +119,13 @@ class FallbackCaller:
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
                     message = self.scrub(describe_error(exc))
+                    self.on_attempt(key, "failure", (self.clock() - start) * 1000, weight, position > 0)
                 else:
                     self.breaker(key).record_success()
                     stats.successes += weight
                     elapsed_ms = (self.clock() - start) * 1000
                     stats.latency.observe(elapsed_ms, weight)
+                    self.on_attempt(key, "success", elapsed_ms, weight, position > 0)
                     if position:
                         stats.served_as_fallback += weight
                         self.usage(f"{kind}/{chain[0]}").fell_back += weight

@@ -270,3 +270,13 @@ async def test_caller_errors_do_not_open_the_breaker():
         with pytest.raises(InvalidRequestError):
             await caller.call("embeddings", ["p"], attempt, lambda n: 1.0)
     assert caller.breaker("embeddings/p").snapshot()["state"] == "closed"
+
+
+async def test_every_attempt_is_reported_with_its_outcome():
+    seen = []
+    caller = FallbackCaller(on_attempt=lambda key, outcome, ms, weight, fb: seen.append((key, outcome, weight, fb)))
+    script = Script(a=RuntimeError("down"), b=Script.HANG, c="from-c")
+    result = await call(caller, ["a", "b", "c"], script, timeouts(0.2))
+    assert result == "from-c"
+    assert seen == [("embeddings/a", "failure", 1, False), ("embeddings/b", "timeout", 1, True),
+                    ("embeddings/c", "success", 1, True)]

@@ -1,0 +1,37 @@
+"""Prometheus metrics of the router, through ``ray.serve.metrics``.
+
+Ray exports them from every node's metrics agent (Prometheus format), with
+Serve's own tags (application, deployment, replica) added; sum over the
+replica tag for the cluster figure.
+
+    provider_registry_calls_total{type, provider, outcome}   outcome: success|failure|timeout
+    provider_registry_call_latency_ms{type, provider}        successful calls
+    provider_registry_fallback_served_total{type, provider}  calls this provider served for another
+"""
+
+from __future__ import annotations
+
+from ray.serve import metrics
+
+_LATENCY_BOUNDARIES_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 30000]
+
+
+class RouterMetrics:
+    def __init__(self) -> None:
+        self.calls = metrics.Counter(
+            "provider_registry_calls", "Provider calls made by the router, by outcome.",
+            tag_keys=("type", "provider", "outcome"))
+        self.latency = metrics.Histogram(
+            "provider_registry_call_latency_ms", "Latency of successful provider calls (ms).",
+            boundaries=_LATENCY_BOUNDARIES_MS, tag_keys=("type", "provider"))
+        self.fallback_served = metrics.Counter(
+            "provider_registry_fallback_served", "Calls a provider served as another's fallback.",
+            tag_keys=("type", "provider"))
+
+    def record(self, key: str, outcome: str, elapsed_ms: float, weight: int, as_fallback: bool) -> None:
+        ptype, _, name = key.partition("/")
+        self.calls.inc(weight, tags={"type": ptype, "provider": name, "outcome": outcome})
+        if outcome == "success":
+            self.latency.observe(elapsed_ms, tags={"type": ptype, "provider": name})
+            if as_fallback:
+                self.fallback_served.inc(weight, tags={"type": ptype, "provider": name})
