@@ -49,6 +49,9 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     # Kill one of the two router replicas under load: Python API callers see no failure.
     import ray
 
+    await scratch.register_provider(ProviderType.EMBEDDING, "rt", f"{SAMPLE}.HashEmbedder", {},
+                                    deployment={"num_cpus": 0.1})
+
     failures: list[str] = []
     done = asyncio.Event()
 
@@ -73,6 +76,18 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     served = sum(await asyncio.gather(*workers))
     assert failures == [] and served > 50, (failures[:3], served)
     print(f"router replica killed under load: {served} calls served, {scratch.retries} retried, 0 failed")
+
+    # The replacement replica routes by the same table, run-time registration included:
+    # the table lives in GCS, not in a replica.
+    new_replica = None
+    for _ in range(120):
+        stats = await scratch.get_stats()
+        if stats["scope"]["answered_by"] not in answered_by:
+            new_replica = stats
+            break
+        await asyncio.sleep(0.25)
+    assert new_replica is not None, "no replacement router replica answered"
+    assert "embeddings/rt" in new_replica["usage_stats"]
     # Its admin token variable (the default name) is unset: admin is disabled, and says how to enable it.
 
     r = httpx.post(f"http://127.0.0.1:{port}/scratch/v1/admin/providers/embeddings/h/reload",
