@@ -162,3 +162,16 @@ async def test_openai_compatible_provider_against_our_own_endpoint(registry, ref
         assert "***" in outputs[0]
     finally:
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "remote-minilm")
+
+
+async def test_health_probes_are_not_counted_as_usage(registry):
+    def calls(stats):
+        return stats["usage_stats"]["embeddings/hash"]["calls"]
+
+    before = calls(await provider_registry.get_stats())
+    for _ in range(3):
+        assert (await provider_registry.health_check(ProviderType.EMBEDDING, "hash"))["status"] == "healthy"
+    assert calls(await provider_registry.get_stats()) == before
+    embedder = await provider_registry.get_provider(ProviderType.EMBEDDING, "hash")
+    await embedder.embed_query("a real call")
+    assert calls(await provider_registry.get_stats()) == before + 1
