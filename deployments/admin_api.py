@@ -19,7 +19,14 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
+from deployments.http_api import (
+    app,
+    error_response,
+    json_response,
+    parse_body,
+    read_json_object,
+    registry_error_response,
+)
 from providers.errors import InvalidRequestError
 
 
@@ -45,21 +52,6 @@ def admin_denied(request: Request, env_name: str) -> Response | None:
     return None
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    import orjson
-
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"malformed JSON ({exc})", "body") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"must be a JSON object, got {type(data).__name__}", "body")
-    return data
-
-
 class AdminRoutes:
     """Mixed into the router; each handler delegates to the router's own method."""
 
@@ -75,7 +67,7 @@ class AdminRoutes:
     @app.post("/v1/admin/providers/{ptype}/{name}")
     async def admin_register(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            body = await _json_object(request)
+            body = await read_json_object(request, empty_ok=True)
             if "class" not in body:
                 raise InvalidRequestError("is required", "class")
             class_path = body.pop("class")
@@ -91,7 +83,7 @@ class AdminRoutes:
     @app.post("/v1/admin/providers/{ptype}/{name}/swap")
     async def admin_swap(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            return await self.swap_provider(ptype, name, await _json_object(request))
+            return await self.swap_provider(ptype, name, await read_json_object(request, empty_ok=True))
 
         return await self._admin(request, op)
 

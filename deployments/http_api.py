@@ -62,14 +62,22 @@ def registry_error_response(exc: BaseException, param: str | None = None) -> Res
     return error_response(503, f"registry error: {type(err).__name__}", None, "internal")
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+async def read_json_object(request: Request, empty_ok: bool = False) -> dict[str, Any]:
+    """The body as a JSON object, whatever Content-Type says; errors name ``body``."""
     raw = await request.body()
+    if empty_ok and not raw.strip():
+        return {}
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"malformed JSON ({exc})", "body") from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"must be a JSON object, got {type(data).__name__}", "body")
+    return data
+
+
+async def parse_body(request: Request, model: type[BaseModel]) -> Any:
+    data = await read_json_object(request)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
