@@ -73,6 +73,26 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
     return {"http": base, "app_name": s.app_name}
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting Ray when the HTTP port is taken.
+
+    Serve's proxy does not report a port it cannot bind: a second `make serve`
+    started a whole Ray instance and printed an address served by the first.
+    """
+    import socket
+
+    from providers.errors import ConfigError
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); another registry may be running "
+                "there: stop it or set registry.http_port", "registry.http_port") from None
+
+
 def serve_forever(config_path: str) -> int:
     import time
 
@@ -83,6 +103,7 @@ def serve_forever(config_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path)
+        check_port_free(config.registry.http_host, config.registry.http_port)
         ensure_ray()
         info = start_registry(config)
     except RegistryError as exc:
