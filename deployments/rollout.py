@@ -33,7 +33,7 @@ WATCH_PERIOD_S = 0.5
 
 
 class RolloutOps:
-    """Needs from the host: table, settings, allowed, _lock, _refresh, _commit,
+    """Needs from the host: table, settings, allowed, _mutating, _commit,
     _deploy, _health_of, _retire_later, caller."""
 
     async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
@@ -45,8 +45,7 @@ class RolloutOps:
         """A new version under the same name: ``changes`` are providers.yaml keys
         (``class``, ``config``, ``deployment``, ...) replacing the current ones."""
         ptype = ProviderType.parse(ptype)
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             old = self.table.get(ptype, name)
             raw = {**old.spec.model_dump(mode="json", by_alias=True), **(changes or {})}
             spec = parse_spec(raw, f"{ptype.value}.providers.{name}")
@@ -62,8 +61,7 @@ class RolloutOps:
     async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested") -> dict[str, Any]:
         """Back to the spec the current version replaced (as a new version number)."""
         ptype = ProviderType.parse(ptype)
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             current = self.table.get(ptype, name)
             if current.previous is None:
                 raise ConfigError(f"{current.key} has no previous version to roll back to")

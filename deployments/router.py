@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from ray import serve
@@ -130,6 +132,15 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
     def scrub(self, text: str) -> str:
         return scrub_text(text, self.secrets)
 
+    @asynccontextmanager
+    async def _mutating(self) -> AsyncIterator[None]:
+        """One change of the table at a time: in this replica, and across replicas."""
+        async with self._lock:
+            patience = self.settings.deploy_timeout_s + 120  # a holder may be mid-deploy
+            async with self.store.locked(stale_s=patience, wait_s=patience):
+                await self._refresh()
+                yield
+
     # -- calls --------------------------------------------------------------------
     async def call(self, ptype: Any, name: str, method: str, args: list[Any] | None = None,
                    kwargs: dict[str, Any] | None = None, use_fallback: bool = True) -> Any:
@@ -202,8 +213,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         raw = {"class": class_path, "config": config or {}, "metadata": metadata or {}, **(options or {})}
         path = f"{ptype.value}.providers.{name}"
         spec = parse_spec(raw, path)
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             route = Route(type=ptype, name=name, spec=spec, source="runtime")
             table = self.table.with_route(route)  # name taken, bad fallback: fail before deploying
             await asyncio.to_thread(load_provider_class, spec.class_path, ptype, self.allowed)
@@ -213,8 +223,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
 
     async def delete_provider(self, ptype: Any, name: str) -> dict[str, Any]:
         ptype = ProviderType.parse(ptype)
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             route = self.table.get(ptype, name)
             await self._commit(self.table.without(ptype, name))
         await self._retire(deployer.app_name_of(route, self.settings.app_name), 2 * TABLE_POLL_S)
@@ -223,23 +232,20 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
     async def set_fallback_provider(self, ptype: Any, primary_name: str, fallback: str | list[str]) -> dict[str, Any]:
         ptype = ProviderType.parse(ptype)
         names = [fallback] if isinstance(fallback, str) else list(fallback)
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             for n in names:
                 self.table.get(ptype, n)
             await self._commit(self.table.with_fallback(ptype, primary_name, names))
         return {"primary": route_key(ptype, primary_name), "fallback": names}
 
     async def set_monitoring(self, on: bool) -> dict[str, Any]:
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             await self._commit(self.table.with_monitoring(bool(on)))
         return {"monitoring": bool(on)}
 
     async def cleanup(self) -> dict[str, Any]:
         """Delete every provider application of this registry and its stored table."""
-        async with self._lock:
-            await self._refresh()
+        async with self._mutating():
             apps = [deployer.app_name_of(r, self.settings.app_name) for r in self.table.routes.values()]
             self._install(self.table.with_monitoring(False))
             await asyncio.gather(*(deployer.delete(a) for a in apps))

@@ -9,16 +9,22 @@ router replicas instead of reconfiguring them. GCS outlives replicas and the
 Serve controller, and any process in the cluster can read it.
 
 Two keys per registry app: ``<app>/revision`` (tiny, polled) and
-``<app>/table`` (the JSON). Writers put the table first, then the revision.
-Mutations are rare and made by one caller at a time in practice; two
-concurrent writers could lose one update (no compare-and-swap in internal_kv).
+``<app>/table`` (the JSON). Writers put the table first, then the revision,
+and only while holding ``<app>/lock`` (`TableStore.locked`): internal_kv has
+no compare-and-swap, but put-if-absent is enough for a lock, so two router
+replicas changing the table at once cannot lose an update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from providers.errors import RegistryBusyError
 from providers.registry.table import RouteTable
 
 NAMESPACE = "provider_registry"
@@ -53,6 +59,37 @@ class TableStore:
         kv = _kv()
         kv._internal_kv_del(self._table_key, namespace=NAMESPACE)
         kv._internal_kv_del(self._revision_key, namespace=NAMESPACE)
+
+    @asynccontextmanager
+    async def locked(self, stale_s: float, wait_s: float) -> AsyncIterator[None]:
+        """Hold the cluster-wide mutation lock of this registry.
+
+        A holder that died leaves the lock behind; one older than ``stale_s``
+        (longer than any deploy may take) is broken. Waiting longer than
+        ``wait_s`` raises `RegistryBusyError`.
+        """
+        kv = _kv()
+        key = f"{self.app_name}/lock".encode()
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while True:
+            value = json.dumps({"token": token, "at": time.time()}).encode()
+            existed = await asyncio.to_thread(kv._internal_kv_put, key, value, False, namespace=NAMESPACE)
+            if not existed:
+                break
+            held = await asyncio.to_thread(kv._internal_kv_get, key, namespace=NAMESPACE)
+            if held is not None and time.time() - json.loads(held).get("at", 0) > stale_s:
+                await asyncio.to_thread(kv._internal_kv_del, key, namespace=NAMESPACE)
+                continue
+            if time.monotonic() > deadline:
+                raise RegistryBusyError(f"registry {self.app_name!r} is being changed by another caller; try again")
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            held = await asyncio.to_thread(kv._internal_kv_get, key, namespace=NAMESPACE)
+            if held is not None and json.loads(held).get("token") == token:
+                await asyncio.to_thread(kv._internal_kv_del, key, namespace=NAMESPACE)
 
     def seed(self, from_config: RouteTable) -> RouteTable:
         """The table to start from: the stored one, unless the config changed.

@@ -9,6 +9,7 @@
     ├── UnknownProviderTypeError     not one of the eight ProviderType values
     ├── ProviderNotFoundError        no provider of that type and name (lists known names)
     ├── ProviderExistsError          register_provider on a name already taken
+    ├── RegistryBusyError            another caller holds the registry's change lock too long
     ├── DeploymentError              a provider's Serve application failed to start
     │   └── InsufficientResourcesError  the cluster lacks what the provider asks for
     ├── InvalidRequestError          a caller's input is wrong (names the field)
@@ -62,6 +63,10 @@ class ProviderNotFoundError(RegistryError):
 
 
 class ProviderExistsError(RegistryError):
+    http_status = 409
+
+
+class RegistryBusyError(RegistryError):
     http_status = 409
 
 
