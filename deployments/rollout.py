@@ -30,6 +30,7 @@ from providers.types import ProviderType
 logger = logging.getLogger("ray.serve")
 
 WATCH_PERIOD_S = 0.5
+SWEEP_PERIOD_S = 5.0
 
 
 class RolloutOps:
@@ -106,3 +107,44 @@ class RolloutOps:
                 except Exception as exc:  # the watcher must never crash the router
                     logger.error("automatic rollback of %s failed: %s", route.key, exc)
                 return
+
+    # -- orphans --------------------------------------------------------------------------
+    async def _sweep_orphans_loop(self) -> None:
+        """Delete provider applications of this registry that no route names.
+
+        They appear when a router replica dies between deploying a new
+        version and switching to it, or before retiring the old one. An
+        application is deleted only after ``orphan_grace_s`` unnamed and
+        under the mutation lock, so a rollout in progress (which holds the
+        lock while its new version is not yet named) is never touched.
+        """
+        first_seen: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(SWEEP_PERIOD_S)
+            try:
+                await self._sweep_orphans(first_seen)
+            except Exception as exc:  # sweeping must never hurt serving
+                logger.warning("orphan sweep failed: %s", exc)
+
+    async def _sweep_orphans(self, first_seen: dict[str, float]) -> list[str]:
+        from ray import serve
+
+        prefix = f"{self.settings.app_name}--"
+        apps = (await asyncio.to_thread(serve.status)).applications
+        unnamed = {a for a in apps if a.startswith(prefix)} - self._named_apps()
+        now = asyncio.get_running_loop().time()
+        for app in set(first_seen) - unnamed:
+            del first_seen[app]
+        due = [a for a in unnamed if now - first_seen.setdefault(a, now) >= self.settings.orphan_grace_s]
+        deleted = []
+        if due:
+            async with self._mutating():
+                for app in set(due) - self._named_apps():
+                    logger.warning("deleting orphaned provider application %s", app)
+                    await deployer.delete(app)
+                    first_seen.pop(app, None)
+                    deleted.append(app)
+        return deleted
+
+    def _named_apps(self) -> set[str]:
+        return {deployer.app_name_of(r, self.settings.app_name) for r in self.table.routes.values()}

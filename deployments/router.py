@@ -70,6 +70,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         self._install(self.table)
         self._follower = asyncio.create_task(self._follow_table())
         self._publisher = asyncio.create_task(self._publish_stats_loop())
+        self._sweeper = asyncio.create_task(self._sweep_orphans_loop())
 
     # -- table ----------------------------------------------------------------
     def _install(self, table: RouteTable) -> None:

@@ -230,6 +230,11 @@ class RegistrySettings(_Strict):
     deploy_timeout_s: float = Field(
         600.0, gt=0, description="How long a provider may take to become RUNNING."
     )
+    orphan_grace_s: float = Field(
+        60.0, gt=0,
+        description="A provider application of this registry that no route names for this long "
+        "(left by a router replica that died mid-swap) is deleted.",
+    )
     check_resources: bool = Field(
         True,
         description="Refuse a provider whose per-replica resources no node has. "

@@ -36,6 +36,7 @@ def registry_config(port: int) -> dict:
             "max_chars_per_text": 5000,
             "deploy_timeout_s": 120,
             "admin_token_env": ADMIN_TOKEN_ENV,
+            "orphan_grace_s": 4,
         },
         "embeddings": {
             "providers": {

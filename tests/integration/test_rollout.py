@@ -125,3 +125,22 @@ async def test_a_new_version_whose_calls_fail_is_rolled_back_automatically(regis
         assert (await embedder.embed_query("works again")).shape == (16,)
     finally:
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "autoback")
+
+
+async def test_an_orphaned_provider_application_is_swept(registry):
+    """An application with this registry's prefix that no route names (a router died mid-swap) goes away."""
+    from ray import serve
+
+    from deployments import deployer
+    from providers.registry.config import parse_spec
+    from providers.registry.table import Route
+
+    orphan = Route(type=ProviderType.EMBEDDING, name="ghost", version=7,
+                   spec=parse_spec({"class": f"{SAMPLE}.HashEmbedder", "deployment": {"num_cpus": 0.1}}))
+    app = await asyncio.to_thread(deployer.deploy_blocking, orphan, "registry", [SAMPLE], 120, False)
+    assert app in serve.status().applications
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and app in serve.status().applications:
+        await asyncio.sleep(1)
+    assert app not in serve.status().applications
+    assert "registry--embeddings--minilm--v1" in serve.status().applications  # named ones stay
