@@ -62,6 +62,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         self.described: dict[str, dict[str, Any]] = {}
         self.health: dict[str, dict[str, Any]] = {}
         self.secrets: set[str] = set()
+        self._chains: dict[tuple[ProviderType, str], list[str]] = {}
         self._lock = asyncio.Lock()
         self._monitor: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -81,6 +82,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
             if new is None or new.version != route.version:
                 self.caller.breakers.pop(key, None)
         self.table = table
+        self._chains.clear()
         self.secrets = set().union(*(secret_values(r.spec.config) for r in table.routes.values()))
         want = table.monitoring
         running = self._monitor is not None and not self._monitor.done()
@@ -126,6 +128,14 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
             self.handles[app_name] = handle
         return handle
 
+    def _chain(self, ptype: ProviderType, name: str) -> list[str]:
+        """``name`` and its fallbacks; walked once per table revision, not per call."""
+        key = (ptype, name)
+        chain = self._chains.get(key)
+        if chain is None:
+            chain = self._chains[key] = self.table.chain(ptype, name)
+        return chain
+
     def _breaker_options(self, key: str) -> BreakerOptions:
         route = self.table.routes.get(key)
         return route.spec.circuit_breaker if route is not None else BreakerOptions()
@@ -168,7 +178,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
 
     async def _call_chain(self, ptype: ProviderType, name: str, method: str, args: list[Any],
                           kwargs: dict[str, Any], use_fallback: bool, weight: int = 1) -> Any:
-        chain = self.table.chain(ptype, name) if use_fallback else [name]
+        chain = self._chain(ptype, name) if use_fallback else [name]
 
         async def attempt(candidate: str, timeout_s: float) -> Any:
             response = self._handle(self.table.get(ptype, candidate)).invoke.remote(method, args, kwargs)
@@ -191,7 +201,7 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         """
         ptype = ProviderType.parse(ptype)
         await self._route(ptype, name)
-        chain = self.table.chain(ptype, name) if use_fallback else [name]
+        chain = self._chain(ptype, name) if use_fallback else [name]
         errors = []
         for candidate in chain:
             route = self.table.get(ptype, candidate)

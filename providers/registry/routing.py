@@ -20,7 +20,6 @@ from providers.errors import (
     ProviderCallError,
     ProviderNotFoundError,
     ProviderTimeoutError,
-    RegistryError,
 )
 from providers.registry.breaker import BreakerOptions, CircuitBreaker
 from providers.registry.stats import UsageStats
@@ -158,4 +157,4 @@ def _failure(kind: str, tried: list[Attempt]) -> ProviderCallError:
     return cls(f"all {kind} providers in the chain {names} failed: {detail}")
 
 
-__all__ = ["Attempt", "CALLER_ERRORS", "FallbackCaller", "RegistryError", "UsageStats"]
+__all__ = ["Attempt", "CALLER_ERRORS", "FallbackCaller", "describe_error"]
