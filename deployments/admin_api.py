@@ -26,6 +26,7 @@ from deployments.http_api import (
     parse_body,
     read_json_object,
     registry_error_response,
+    validate_body,
 )
 from providers.errors import InvalidRequestError
 
@@ -33,6 +34,13 @@ from providers.errors import InvalidRequestError
 class FallbackBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fallback: list[str] = Field(..., description="Names of the same type, in order; [] clears.")
+
+
+class ReembedBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    embedder: str | None = Field(None, description="Embeddings provider to re-embed with; default: the store's.")
+    target: str | None = Field(None, description="New collection name; default: derived from the model.")
+    batch_size: int = Field(256, ge=1, le=10_000)
 
 
 class MonitoringBody(BaseModel):
@@ -100,6 +108,15 @@ class AdminRoutes:
         async def op() -> Any:
             body = await parse_body(request, FallbackBody)
             return await self.set_fallback_provider(ptype, name, body.fallback)
+
+        return await self._admin(request, op)
+
+    @app.post("/v1/admin/vector_stores/{name}/reembed")
+    async def admin_reembed(self, request: Request, name: str) -> Response:
+        """One step of a re-embed (one batch); repeat until the answer says ``done``."""
+        async def op() -> Any:
+            body = validate_body(await read_json_object(request, empty_ok=True), ReembedBody)
+            return await self.reembed_step(name, body.embedder, body.target, body.batch_size)
 
         return await self._admin(request, op)
 

@@ -14,8 +14,9 @@ import threading
 import time
 from typing import Any
 
-from providers.errors import DeploymentError, InsufficientResourcesError
+from providers.errors import ConfigError, DeploymentError, InsufficientResourcesError
 from providers.registry.config import DeploymentOptions
+from providers.registry.loading import load_provider_class
 from providers.registry.table import Route, provider_app_name
 
 logger = logging.getLogger(__name__)
@@ -77,12 +78,35 @@ def check_resources(route: Route) -> None:
     )
 
 
+def check_replica_limit(route: Route, allowed_prefixes: list[str]) -> None:
+    """Refuse more replicas than the provider can run with.
+
+    A class may define ``max_replicas(config) -> int | None``: an embedded
+    database with one writer process (Qdrant's local mode locks its
+    directory; Ladybug has one writer) says 1, and a second replica would
+    fail to open it, or worse, corrupt it.
+    """
+    cls = load_provider_class(route.spec.class_path, route.type, allowed_prefixes)
+    limit_of = getattr(cls, "max_replicas", None)
+    if limit_of is None:
+        return
+    limit = limit_of(dict(route.spec.config))
+    d = route.spec.deployment
+    wanted = d.autoscaling_config.max_replicas if d.autoscaling_config else (d.num_replicas or 1)
+    if limit is not None and wanted > limit:
+        key = "autoscaling_config.max_replicas" if d.autoscaling_config else "num_replicas"
+        raise ConfigError(
+            f"{route.spec.class_path} with this config runs at most {limit} replica(s) (one process may open "
+            f"its data), and {wanted} were asked for", f"{route.type.value}.providers.{route.name}.deployment.{key}")
+
+
 def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True) -> str:
     """Deploy one version of a provider and wait until it is RUNNING."""
     from ray import serve
 
     from serve_app.builders import build_provider_app
 
+    check_replica_limit(route, allowed_prefixes)
     if check:
         check_resources(route)
     app_name = app_name_of(route, registry_app)

@@ -77,7 +77,10 @@ async def read_json_object(request: Request, empty_ok: bool = False) -> dict[str
 
 
 async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    data = await read_json_object(request)
+    return validate_body(await read_json_object(request), model)
+
+
+def validate_body(data: dict[str, Any], model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -26,6 +26,7 @@ from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
 from deployments.table_store import StatsStore, TableStore
+from deployments.vector_api import VectorStoreOps, VectorStoreRoutes
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
 from providers.registry.coalescing import Coalescer
@@ -46,7 +47,7 @@ TABLE_POLL_S = 0.5
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
+class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, ObservabilityOps, VectorStoreOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry
@@ -177,11 +178,15 @@ class RegistryRouter(HttpRoutes, AdminRoutes, RolloutOps, ObservabilityOps):
         return await self._call_chain(ptype, name, "embed_texts", [texts], {}, use_fallback, weight=callers)
 
     async def _call_chain(self, ptype: ProviderType, name: str, method: str, args: list[Any],
-                          kwargs: dict[str, Any], use_fallback: bool, weight: int = 1) -> Any:
-        chain = self._chain(ptype, name) if use_fallback else [name]
+                          kwargs: dict[str, Any], use_fallback: bool, weight: int = 1,
+                          chain: list[str] | None = None) -> Any:
+        chain = chain or (self._chain(ptype, name) if use_fallback else [name])
 
         async def attempt(candidate: str, timeout_s: float) -> Any:
-            response = self._handle(self.table.get(ptype, candidate)).invoke.remote(method, args, kwargs)
+            route = self.table.get(ptype, candidate)
+            if ptype is ProviderType.VECTOR_STORE:
+                await self._guard(route, method)
+            response = self._handle(route).invoke.remote(method, args, kwargs)
             try:
                 return await response
             except asyncio.CancelledError:

@@ -12,6 +12,7 @@
     ├── RegistryBusyError            another caller holds the registry's change lock too long
     ├── DeploymentError              a provider's Serve application failed to start
     │   └── InsufficientResourcesError  the cluster lacks what the provider asks for
+    ├── EmbeddingSpaceMismatchError  a store filled by one embedding model, asked with another
     ├── InvalidRequestError          a caller's input is wrong (names the field)
     └── ProviderCallError            a provider call failed (and its fallbacks, if any)
         └── ProviderTimeoutError     ... by missing its deadline
@@ -75,6 +76,12 @@ class DeploymentError(RegistryError):
 
 
 class InsufficientResourcesError(DeploymentError):
+    http_status = 409
+
+
+class EmbeddingSpaceMismatchError(RegistryError):
+    """A vector store holds vectors of another embedding model than the one routed to it."""
+
     http_status = 409
 
 

@@ -8,6 +8,7 @@
     provider-registry reload | rollback | delete TYPE NAME
     provider-registry fallback TYPE NAME [FALLBACK ...]       set (none: clear)
     provider-registry monitoring on|off
+    provider-registry reembed STORE [--embedder NAME] [--target COLLECTION] [--batch-size N]
 
 Operations go to a running registry over its admin HTTP API (``--url``,
 default http://127.0.0.1:8000) with the token from the environment variable
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--spec", help="JSON object: other providers.yaml keys (deployment, fallback, ...)")
     fb = sub.add_parser("fallback", parents=[target])
     fb.add_argument("fallbacks", nargs="*")
+    re = sub.add_parser("reembed", parents=[remote], help="move a vector store to its embedder's model")
+    re.add_argument("store")
+    re.add_argument("--embedder", help="embeddings provider to re-embed with (default: the store's)")
+    re.add_argument("--target", help="new collection name (default: derived from the model)")
+    re.add_argument("--batch-size", type=int, default=256)
     mon = sub.add_parser("monitoring", parents=[remote])
     mon.add_argument("state", choices=["on", "off"])
     return p
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return _request(args, "GET", "/v1/stats", admin=False)
     if args.command == "monitoring":
         return _request(args, "POST", "/v1/admin/monitoring", {"enabled": args.state == "on"})
+    if args.command == "reembed":
+        return _reembed(args)
     base = f"/v1/admin/providers/{args.type}/{args.name}"
     if args.command == "health":
         return _request(args, "GET", f"/v1/providers/{args.type}/{args.name}/health", admin=False)
@@ -115,6 +123,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fallback":
         return _request(args, "PUT", base + "/fallback", {"fallback": args.fallbacks})
     return 2
+
+
+def _reembed(args: argparse.Namespace) -> int:
+    """Step the server-side re-embed until done, with a progress bar (resumable: rerun after a failure)."""
+    import asyncio
+
+    import httpx
+
+    from serve_app.client import run_reembed
+
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
+        return 2
+    body = {k: v for k, v in {"embedder": args.embedder, "target": args.target,
+                              "batch_size": args.batch_size}.items() if v is not None}
+    url = f"{args.url.rstrip('/')}/v1/admin/vector_stores/{args.store}/reembed"
+
+    async def step() -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=900) as client:
+            r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        if not r.is_success:
+            raise _StepFailed(r.text)
+        return r.json()
+
+    try:
+        state = asyncio.run(run_reembed(step, True, args.store))
+    except _StepFailed as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach {args.url}: {type(exc).__name__} (rerun to resume)", file=sys.stderr)
+        return 1
+    print(json.dumps(state, indent=2))
+    return 0
+
+
+class _StepFailed(Exception):
+    pass
 
 
 def _check(path: str) -> int:

@@ -152,9 +152,42 @@ class ProviderRegistry:
         await asyncio.to_thread(serve.delete, self.app_name)
         self._router = None
 
+    async def reembed(self, name: str, embedder: str | None = None, target: str | None = None,
+                      batch_size: int = 256, progress: bool = True) -> dict[str, Any]:
+        """Move vector store ``name`` to its embedder's current model (or ``embedder``'s).
+
+        Copies every document through the embedder into a new collection,
+        catches up with writes made meanwhile, then hot-swaps the store onto
+        it. Interrupted, it resumes where it stopped when called again.
+        """
+        return await run_reembed(lambda: self._ask("reembed_step", name, embedder, target, batch_size),
+                                 progress, name)
+
     async def call(self, provider_type: ProviderType | str, name: str, method: str, args: list[Any],
                    kwargs: dict[str, Any], use_fallback: bool) -> Any:
         return await self._ask("call", ProviderType.parse(provider_type).value, name, method, args, kwargs, use_fallback)
+
+
+async def run_reembed(step: Any, progress: bool, name: str) -> dict[str, Any]:
+    """Call ``step()`` until it reports ``done``, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            state = await step()
+            if progress and bar is None and not state.get("done"):
+                bar = tqdm(total=state.get("total") or None, unit="doc", desc=f"re-embed {name}")
+            if bar is not None:
+                bar.set_postfix_str(state["phase"])
+                if state.get("total"):
+                    bar.total = max(state["total"], state["copied"])
+                bar.update(state["copied"] - bar.n)
+            if state.get("done"):
+                return state
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class _ProxyBase:

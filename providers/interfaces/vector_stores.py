@@ -117,3 +117,26 @@ class VectorStore(ABC):
     @abstractmethod
     async def get_stats(self) -> dict[str, Any]:
         """Counts, dimension, index type and settings, and storage size where known."""
+
+    # -- registry extensions (not in the seed): what the embedding-space guard
+    # and re-embedding need from every store.
+
+    @abstractmethod
+    async def get_embedding_space(self) -> dict[str, Any] | None:
+        """The embedding space recorded for this collection (``provider``, ``model``,
+        ``dimension``, ...), or ``None`` while nothing has claimed it."""
+
+    @abstractmethod
+    async def set_embedding_space(self, space: dict[str, Any], replace: bool = False) -> dict[str, Any]:
+        """Record ``space`` unless one is recorded already (first writer wins) or
+        ``replace``; the space recorded afterwards. Durable, like the documents."""
+
+    @abstractmethod
+    async def list_documents_after(
+        self,
+        after_id: str | None = None,
+        limit: int = 100,
+        filters: dict[str, Any] | None = None,
+    ) -> list[VectorDocument]:
+        """Keyset paging: up to ``limit`` documents with ids greater than
+        ``after_id``, in id order. Stable while others write, unlike offsets."""

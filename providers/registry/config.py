@@ -135,6 +135,11 @@ class ProviderSpec(_Strict):
         default_factory=list, description="Providers this one calls, as 'type/name'."
     )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free-form labels.")
+    embedder: str | None = Field(
+        None, pattern=NAME_PATTERN,
+        description="Vector stores: the embeddings provider whose vectors fill this store. The registry "
+        "embeds text for it and refuses vectors of any other model (the embedding-space guard).",
+    )
     call_timeout_s: float = Field(
         30.0, gt=0, le=3600,
         description="Deadline of one call in the router; past it the fallback serves.",
@@ -277,6 +282,14 @@ class RegistryConfig(_Strict):
                         raise ConfigError(
                             f"unknown {ptype.value} provider {fb!r}; known: {sorted(group)}",
                             f"{base}.fallback",
+                        )
+                if spec.embedder is not None:
+                    if ptype is not ProviderType.VECTOR_STORE:
+                        raise ConfigError("only vector stores take an embedder", f"{base}.embedder")
+                    if spec.embedder not in self.embeddings.providers:
+                        raise ConfigError(
+                            f"unknown embeddings provider {spec.embedder!r}; known: {sorted(self.embeddings.providers)}",
+                            f"{base}.embedder",
                         )
                 for ref in spec.depends_on:
                     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from providers.errors import (
+    EmbeddingSpaceMismatchError,
     InvalidRequestError,
     ProviderCallError,
     ProviderNotFoundError,
@@ -28,7 +29,9 @@ T = TypeVar("T")
 
 # Errors that say the *caller* is wrong: trying a fallback cannot fix them,
 # and they must reach the caller as the 4xx they are.
-CALLER_ERRORS: tuple[type[BaseException], ...] = (InvalidRequestError, ProviderNotFoundError)
+# A store of another embedding space is the operator's to fix (re-embed), not a fallback's.
+CALLER_ERRORS: tuple[type[BaseException], ...] = (InvalidRequestError, ProviderNotFoundError,
+                                                  EmbeddingSpaceMismatchError)
 
 
 @dataclass

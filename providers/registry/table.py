@@ -79,6 +79,13 @@ class RouteTable(BaseModel):
         table = self._next(routes=routes)
         for fb in route.spec.fallback:
             table.get(route.type, fb)  # unknown fallback names fail here
+        if route.spec.embedder is not None:
+            path = f"{route.type.value}.providers.{route.name}.embedder"
+            if route.type is not ProviderType.VECTOR_STORE:
+                raise ConfigError("only vector stores take an embedder", path)
+            if route_key(ProviderType.EMBEDDING, route.spec.embedder) not in routes:
+                raise ConfigError(f"unknown embeddings provider {route.spec.embedder!r}; "
+                                  f"known: {table.names(ProviderType.EMBEDDING)}", path)
         table.chain(route.type, route.name)  # and cycles here
         return table
 
@@ -87,7 +94,9 @@ class RouteTable(BaseModel):
         users = [r.name for r in self.routes.values() if r.type == route.type and name in r.spec.fallback]
         if users:
             raise ConfigError(f"{route.type.value} provider {name!r} is the fallback of {users}")
-        dependents = [r.key for r in self.routes.values() if route.key in r.spec.depends_on]
+        dependents = [r.key for r in self.routes.values()
+                      if route.key in r.spec.depends_on
+                      or (route.type is ProviderType.EMBEDDING and r.spec.embedder == name)]
         if dependents:
             raise ConfigError(f"{route.key} is a dependency of {dependents}")
         routes = {k: v for k, v in self.routes.items() if k != route.key}

@@ -27,7 +27,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def registry_config(port: int) -> dict:
+PGVECTOR = "providers.vector_stores.pgvector.PgVectorStore"
+
+
+def registry_config(port: int, pg_data_dir: str) -> dict:
     return {
         "registry": {
             "http_port": port,
@@ -52,11 +55,32 @@ def registry_config(port: int) -> dict:
                 },
             }
         },
+        "vector_stores": {
+            "providers": {
+                # the embedded default: PostgreSQL + pgvector, filled by minilm
+                "memories": {
+                    "class": PGVECTOR,
+                    "config": {"data_dir": pg_data_dir, "table_name": "memories", "dimension": 384},
+                    "embedder": "minilm",
+                    "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256},
+                },
+            }
+        },
     }
 
 
 @pytest.fixture(scope="session")
-def registry():
+def pg_data_dir(tmp_path_factory):
+    """The embedded PostgreSQL of this session; it outlives replicas by design, so stop it here."""
+    from providers.vector_stores import embedded_postgres
+
+    path = str(tmp_path_factory.mktemp("pgi") / "data")
+    yield path
+    embedded_postgres.stop(path)
+
+
+@pytest.fixture(scope="session")
+def registry(pg_data_dir):
     import ray
     from ray import serve
 
@@ -70,7 +94,7 @@ def registry():
     # (runtime_env_agent.log, "Creating runtime env: {...}").
     os.environ[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
     ensure_ray(address="local", num_cpus=8, env_vars={"PYTHONPATH": str(ROOT)})
-    config = parse_config(registry_config(free_port()))
+    config = parse_config(registry_config(free_port(), pg_data_dir))
     info = start_registry(config)
     yield {**info, "config": config}
     serve.shutdown()

@@ -1,0 +1,231 @@
+"""Vector search: recall and speed of each store, directly and through the registry.
+
+For pgvector (HNSW at ef_search 40 and 100) and Qdrant (local mode), on N
+384-d vectors with exact ground truth by brute force:
+
+    recall_at_10   share of the true 10 nearest found, averaged over queries
+    qps_direct     searches/s calling the provider class in this process
+                   (psycopg / qdrant-client; no Ray), ``--concurrency`` at once
+    qps_registry   the same searches through the seed's Python API (router
+                   deployment -> provider deployment -> database)
+    p50_ms/p99_ms  latency through the registry
+    insert_per_s   documents/s stored by the provider class in batches of 1000
+                   (pgvector: binary COPY + one upsert per batch)
+
+The data are clustered (a mixture of Gaussians on the unit sphere, like
+real sentence embeddings, which occupy a small part of the space); uniform
+random 384-d vectors would be the pathological case for every graph index.
+Queries come from the same distribution but are not stored points.
+
+Starts the embedded PostgreSQL, Ray and a registry, and stops all three.
+Usage: python benchmarks/vector_search.py [--quick] [--n N] [--queries Q]
+Prints one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._timeline import free_port  # noqa: E402
+
+DIM = 384
+PG = "providers.vector_stores.pgvector.PgVectorStore"
+QDRANT = "providers.vector_stores.qdrant.QdrantVectorStore"
+
+
+CENTERS, SIGMA = 200, 0.06
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """``n`` points around the same ``CENTERS`` (seed 0) with per-axis noise ``SIGMA``.
+
+    Noise of norm about 1.2 around unit centers: a query's nearest stored
+    point has cosine about 0.5 (reported as ``mean_top1_cos``), the range
+    MiniLM gives for related sentences.
+    """
+    c = np.random.default_rng(0).standard_normal((CENTERS, DIM)).astype(np.float32)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    x = c[rng.integers(0, CENTERS, n)] + SIGMA * rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def ground_truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> tuple[list[set[int]], float]:
+    """Exact top ``k`` of every query by brute force, and the mean cosine of the nearest."""
+    out, top1 = [], []
+    for start in range(0, len(queries), 256):
+        sims = queries[start:start + 256] @ data.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        out += [set(row.tolist()) for row in top]
+        top1 += sims.max(axis=1).tolist()
+    return out, float(np.mean(top1))
+
+
+def recall(hits: list[list[str]], truth: list[set[int]]) -> float:
+    return float(np.mean([len({int(h) for h in hs} & t) / 10 for hs, t in zip(hits, truth)]))
+
+
+async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
+    """Every query once, ``concurrency`` in flight; results in query order, latencies, QPS."""
+    results: list[list[str]] = [[] for _ in queries]
+    latencies: list[float] = []
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i
+        while next_i < len(queries):
+            i, next_i = next_i, next_i + 1
+            t = time.perf_counter()
+            hits = await search(queries[i])
+            latencies.append((time.perf_counter() - t) * 1000)
+            results[i] = [h.id for h in hits]
+
+    await search(queries[0])  # warm up (connections, first replica call)
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {"hits": results, "qps": len(queries) / elapsed,
+            "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
+
+
+async def fill(store, data: np.ndarray) -> float:
+    from providers.interfaces.vector_stores import VectorDocument
+
+    start = time.perf_counter()
+    for s in range(0, len(data), 1000):
+        await store.store_documents([VectorDocument(id=str(i), content="", embedding=data[i])
+                                     for i in range(s, min(s + 1000, len(data)))])
+    return len(data) / (time.perf_counter() - start)
+
+
+async def direct_phase(kind: str, config: dict, data: np.ndarray, queries: np.ndarray, truth: list[set[int]],
+                       concurrency: int, ef_values: list[int | None]) -> tuple[float, float, dict]:
+    """Fill through the provider class and measure it; returns (insert/s, index build s, {ef: result})."""
+    if kind == "pgvector":
+        from providers.vector_stores.pgvector import PgVectorStore as cls
+    else:
+        from providers.vector_stores.qdrant import QdrantVectorStore as cls
+    store = cls()
+    # pgvector: fill without an index, then build it (one pass, as the docs advise for bulk loads)
+    await store.initialize({**config, **({"index": {"type": "none"}} if kind == "pgvector" else {})})
+    insert_rate = await fill(store, data)
+    t = time.perf_counter()
+    if kind == "pgvector":
+        await store.create_index({"type": "hnsw"})
+    build_s = time.perf_counter() - t
+    out = {}
+    for ef in ef_values:
+        if ef is not None:
+            await store.create_index({"ef_search": ef})  # same index; new connections get the setting
+        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        out[ef] = {"recall_at_10": recall(run["hits"], truth), "qps_direct": run["qps"],
+                   "p50_direct_ms": run["p50_ms"]}
+    await store.close()
+    return insert_rate, build_s, out
+
+
+async def registry_phase(name: str, class_path: str, config: dict, queries: np.ndarray,
+                         truth: list[set[int]], concurrency: int, ef_values: list[int | None]) -> dict:
+    from serve_app import ProviderType, provider_registry
+
+    await provider_registry.register_provider(ProviderType.VECTOR_STORE, name, class_path, config,
+                                              deployment={"num_cpus": 1, "max_ongoing_requests": 256})
+    out = {}
+    for ef in ef_values:
+        if ef is not None:
+            cfg = {**config, "index": {**config.get("index", {}), "ef_search": ef}}
+            await provider_registry.swap_provider(ProviderType.VECTOR_STORE, name, config=cfg)
+        store = await provider_registry.get_provider(ProviderType.VECTOR_STORE, name)
+        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        out[ef] = {"recall_registry": recall(run["hits"], truth), "qps_registry": run["qps"],
+                   "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"]}
+    await provider_registry.delete_provider(ProviderType.VECTOR_STORE, name)
+    return out
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict:
+    from providers.registry.config import parse_config
+    from providers.vector_stores import embedded_postgres
+    from serve_app.main import ensure_ray, start_registry
+
+    data = clustered(args.n, seed=1)
+    queries = clustered(args.queries, seed=2)
+    truth, top1 = ground_truth(data, queries)
+    pg_dir = str(work / "pg")
+    pg_config = {"data_dir": pg_dir, "table_name": "bench", "dimension": DIM, "max_batch_size": 1000}
+    qd_config = {"path": str(work / "qdrant"), "collection_name": "bench", "dimension": DIM,
+                 "max_batch_size": 1000}
+    results, inserts, builds = [], {}, {}
+    try:
+        pg_insert, pg_build, pg_direct = await direct_phase("pgvector", pg_config, data, queries, truth,
+                                                            args.concurrency, [40, 100])
+        qd_insert, _, qd_direct = await direct_phase("qdrant", qd_config, data, queries, truth,
+                                                     args.concurrency, [None])
+        inserts.update(pgvector=pg_insert, qdrant=qd_insert)
+        builds["pgvector_hnsw_s"] = pg_build
+
+        ensure_ray(address="local", num_cpus=4)
+        start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port()}}))
+        pg_reg = await registry_phase("bench-pg", PG, {**pg_config, "index": {"ef_search": 40}}, queries, truth,
+                                      args.concurrency, [None, 100])
+        qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None])
+        for ef, reg_key in ((40, None), (100, 100)):
+            results.append({"store": "pgvector", "ef_search": ef, **pg_direct[ef], **pg_reg[reg_key]})
+        results.append({"store": "qdrant", "ef_search": None, **qd_direct[None], **qd_reg[None],
+                        "note": "local mode searches exhaustively (no HNSW in qdrant-client's local engine)"})
+    finally:
+        try:
+            from ray import serve
+            import ray
+
+            if ray.is_initialized():
+                serve.shutdown()
+                ray.shutdown()
+        finally:
+            embedded_postgres.stop(pg_dir)
+    for r in results:
+        r["registry_share_of_direct"] = round(r["qps_registry"] / r["qps_direct"], 3)
+        for key in ("recall_at_10", "recall_registry", "qps_direct", "qps_registry", "p50_ms", "p99_ms",
+                    "p50_direct_ms"):
+            r[key] = round(r[key], 4 if "recall" in key else 2)
+    return {"benchmark": "vector_search", "n": args.n, "dim": DIM, "queries": args.queries,
+            "data": {"kind": "clustered", "centers": CENTERS, "sigma": SIGMA, "mean_top1_cos": round(top1, 3)},
+            "concurrency": args.concurrency, "results": results,
+            "insert_per_s": round(inserts["pgvector"], 1),
+            "insert_per_s_by_store": {k: round(v, 1) for k, v in inserts.items()},
+            "index_build_s": {k: round(v, 2) for k, v in builds.items()},
+            "targets": {"recall_at_10_default": ">= 0.95", "qps_registry_share": ">= 0.70"}}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="5,000 vectors, 200 queries (about a minute)")
+    p.add_argument("--n", type=int, default=None)
+    p.add_argument("--queries", type=int, default=None)
+    p.add_argument("--concurrency", type=int, default=8)
+    args = p.parse_args()
+    args.n = args.n or (5_000 if args.quick else 100_000)
+    args.queries = args.queries or (200 if args.quick else 1000)
+    work = Path(tempfile.mkdtemp(prefix="vbench", dir="/tmp"))
+    try:
+        out = asyncio.run(run(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

