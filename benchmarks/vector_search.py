@@ -182,8 +182,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
                                       args.concurrency, [None, 100])
         qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None])
         for ef, reg_key in ((40, None), (100, 100)):
-            results.append({"store": "pgvector", "ef_search": ef, **pg_direct[ef], **pg_reg[reg_key]})
-        results.append({"store": "qdrant", "ef_search": None, **qd_direct[None], **qd_reg[None],
+            results.append({"store": "pgvector", "ef_search": ef, "default": ef == 100,
+                            **pg_direct[ef], **pg_reg[reg_key]})
+        results.append({"store": "qdrant", "ef_search": None, "default": True, **qd_direct[None], **qd_reg[None],
                         "note": "local mode searches exhaustively (no HNSW in qdrant-client's local engine)"})
     finally:
         try:

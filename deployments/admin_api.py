@@ -120,6 +120,11 @@ class AdminRoutes:
 
         return await self._admin(request, op)
 
+    @app.delete("/v1/admin/vector_stores/{name}/reembed")
+    async def admin_reembed_abort(self, request: Request, name: str) -> Response:
+        """Give up a re-embed: the store takes writes again; the staging route goes."""
+        return await self._admin(request, lambda: self.reembed_abort(name))
+
     @app.post("/v1/admin/monitoring")
     async def admin_monitoring(self, request: Request) -> Response:
         async def op() -> Any:

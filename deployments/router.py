@@ -25,7 +25,7 @@ from deployments.http_api import HttpRoutes, app
 from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
-from deployments.table_store import StatsStore, TableStore
+from deployments.table_store import TABLE_POLL_S, StatsStore, TableStore
 from deployments.vector_api import VectorStoreOps, VectorStoreRoutes
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
@@ -40,10 +40,6 @@ from providers.types import ProviderType
 
 logger = logging.getLogger("ray.serve")
 
-# How often a replica checks GCS for a newer table. A miss on an unknown name
-# re-reads at once, so a registration is callable through every replica
-# immediately; a reload is seen by other replicas within this period.
-TABLE_POLL_S = 0.5
 
 
 @serve.ingress(app)

@@ -28,6 +28,10 @@ from providers.errors import RegistryBusyError
 from providers.registry.table import RouteTable
 
 NAMESPACE = "provider_registry"
+# How often a router replica checks GCS for a newer table. A miss on an
+# unknown name re-reads at once, so a registration is callable through every
+# replica immediately; a reload is seen by other replicas within this period.
+TABLE_POLL_S = 0.5
 
 
 def _kv():

@@ -21,15 +21,16 @@ import asyncio
 import logging
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.table_store import TABLE_POLL_S
 from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
-from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError
+from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError, RegistryBusyError
 from providers.interfaces.vector_stores import VectorDocument
 from providers.registry.limits import check_text, check_texts
 from providers.registry.loading import load_provider_class
@@ -44,6 +45,10 @@ VS = ProviderType.VECTOR_STORE
 GUARDED_METHODS = frozenset({"store_documents", "store_document", "update_document", "search_similar",
                              "hybrid_search"})
 WRITE_METHODS = frozenset({"store_documents", "store_document", "update_document"})
+CHANGE_METHODS = WRITE_METHODS | {"delete_document", "delete_documents"}
+FROZEN_KEY = "reembed_frozen"  # route metadata: refuse changes while a re-embed takes its last copy
+# updated_at is the database's clock, the checkpoints the router's: look back this far to cover skew.
+CLOCK_SKEW_S = 60
 REEMBED_SUFFIX = ".reembed"
 
 
@@ -74,7 +79,12 @@ class VectorStoreOps:
         return await asyncio.wait_for(response, route.spec.call_timeout_s)
 
     async def _guard(self, route: Route, method: str) -> None:
-        """Raise `EmbeddingSpaceMismatchError` if ``route``'s vectors are not its embedder's."""
+        """Raise `EmbeddingSpaceMismatchError` if ``route``'s vectors are not its embedder's,
+        and `RegistryBusyError` for a change while a re-embed switches collections."""
+        if method in CHANGE_METHODS and route.spec.metadata.get(FROZEN_KEY):
+            raise RegistryBusyError(
+                f"vector store {route.name!r} is switching to its re-embedded collection and takes no changes "
+                "for a few seconds; retry shortly")
         embedder = route.spec.embedder
         if embedder is None or method not in GUARDED_METHODS:
             return
@@ -129,11 +139,16 @@ class VectorStoreOps:
            with the new embedder, upsert into ``<name>.reembed`` (a new
            collection; same class and config otherwise);
         2. ``catchup``: copy again what was written to the store since the
-           copy began (``updated_at`` >= its start);
-        3. ``prune``: delete from the new collection what was deleted from the
+           copy began (``updated_at`` >= its start), writes still flowing;
+        3. ``freeze``: the store refuses changes (409, retry) in every router
+           replica (route metadata, followed within `TABLE_POLL_S`);
+        4. ``final``: copy what was written since the catch-up began: now
+           nothing can slip past;
+        5. ``prune``: delete from the new collection what was deleted from the
            store meanwhile;
-        4. flip: swap ``name`` to the new collection and embedder (a normal
-           hot swap: health-checked, no request dropped), drop the staging route.
+        6. flip: swap ``name`` to the new collection and embedder (a normal
+           hot swap: health-checked, no request dropped), which also lifts the
+           freeze, and drop the staging route.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise InvalidRequestError("must be an integer from 1 to 10000", "batch_size")
@@ -170,14 +185,15 @@ class VectorStoreOps:
         recorded = await self._store_call(existing, "get_embedding_space") or {}
         progress = recorded.get("reembed") or {}
         if not progress:
-            progress = {"phase": "copy", "after_id": None, "copied": 0, "pruned": 0,
-                        "started_at": datetime.now(timezone.utc).isoformat()}
+            progress = {"phase": "copy", "after_id": None, "copied": 0, "pruned": 0, "started_at": _now()}
         return {"store": route, "staging": existing, "space": space, "progress": progress}
 
     async def _reembed_advance(self, name: str, state: dict[str, Any], batch_size: int) -> dict[str, Any]:
         store, staging, space, p = state["store"], state["staging"], state["space"], dict(state["progress"])
-        if p["phase"] in ("copy", "catchup"):
-            filters = {"updated_at": {"$gte": p["started_at"]}} if p["phase"] == "catchup" else None
+        phase = p["phase"]
+        if phase in ("copy", "catchup", "final"):
+            since = {"copy": None, "catchup": p["started_at"], "final": p.get("catchup_from")}[phase]
+            filters = {"updated_at": {"$gte": _minus_skew(since)}} if since else None
             page = await self._store_call(store, "list_documents_after", p["after_id"], batch_size, filters)
             if page:
                 vectors = await self.embed_for_store(staging.name, [d.content for d in page])
@@ -185,9 +201,17 @@ class VectorStoreOps:
                                         created_at=d.created_at) for d, v in zip(page, vectors)]
                 await self.call(VS, staging.name, "store_documents", [fresh], use_fallback=False)
                 p["after_id"], p["copied"] = page[-1].id, p["copied"] + len(page)
+            elif phase == "copy":
+                p.update(phase="catchup", after_id=None, catchup_from=_now())
+            elif phase == "catchup":
+                p.update(phase="freeze", after_id=None)
             else:
-                p["phase"], p["after_id"] = ("catchup", None) if p["phase"] == "copy" else ("prune", None)
-        elif p["phase"] == "prune":
+                p.update(phase="prune", after_id=None)
+        elif phase == "freeze":
+            await self._set_frozen(name, True)
+            await asyncio.sleep(2 * TABLE_POLL_S + 0.5)  # every router replica has seen it
+            p.update(phase="final", after_id=None)
+        elif phase == "prune":
             page = await self._store_call(staging, "list_documents_after", p["after_id"], batch_size, None)
             if page:
                 ids = [d.id for d in page]
@@ -207,14 +231,36 @@ class VectorStoreOps:
         return {"store": name, "phase": p["phase"], "done": False, "copied": p["copied"], "total": total,
                 "pruned": p["pruned"], "staging": staging.name, "embedder": staging.spec.embedder}
 
+    async def _set_frozen(self, name: str, frozen: bool) -> None:
+        """Mark (or unmark) store ``name`` as taking no changes; no redeploy, the same version."""
+        async with self._mutating():
+            route = self.table.get(VS, name)
+            metadata = {k: v for k, v in route.spec.metadata.items() if k != FROZEN_KEY}
+            if frozen:
+                metadata[FROZEN_KEY] = True
+            spec = route.spec.model_copy(update={"metadata": metadata})
+            await self._commit(self.table.with_route(route.model_copy(update={"spec": spec}), replace=True))
+
+    async def reembed_abort(self, name: str) -> dict[str, Any]:
+        """Give up a re-embed: lift the freeze, drop the staging route (its collection stays)."""
+        await self._route(VS, name)
+        staging = name + REEMBED_SUFFIX
+        await self._set_frozen(name, False)
+        dropped = f"{VS.value}/{staging}" in self.table.routes
+        if dropped:
+            await self.delete_provider(VS, staging)
+        return {"store": name, "aborted": True, "staging_deleted": dropped}
+
     async def _reembed_flip(self, name: str, staging: Route, space: dict[str, Any]) -> dict[str, Any]:
         # The staging deployment goes first: an embedded store with one process
         # per data directory (Qdrant's local mode) cannot be opened by the new
         # version while staging holds it. Its collection and checkpoint stay,
         # so a failed swap is retried by running reembed again.
         await self.delete_provider(VS, staging.name)
-        swapped = await self.swap_provider(VS, name, {"config": staging.spec.config, "embedder": staging.spec.embedder},
-                                           watch=False)
+        route = await self._route(VS, name)
+        metadata = {k: v for k, v in route.spec.metadata.items() if k != FROZEN_KEY}  # the new version takes changes
+        swapped = await self.swap_provider(VS, name, {"config": staging.spec.config, "embedder": staging.spec.embedder,
+                                                      "metadata": metadata}, watch=False)
         await self._store_call(await self._route(VS, name), "set_embedding_space", space, replace=True)
         collection = self._store_class(staging).collection_of(staging.spec.config)
         logger.info("re-embedded vector store %s into %s with %s", name, collection, describe_space(space))
@@ -226,6 +272,14 @@ class VectorStoreOps:
             raise ConfigError(f"{route.spec.class_path} cannot be re-embedded: it does not define "
                               "collection_of(config) and staging_config(config, target)")
         return cls
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _minus_skew(iso: str) -> str:
+    return (datetime.fromisoformat(iso) - timedelta(seconds=CLOCK_SKEW_S)).isoformat()
 
 
 def _target_name(current: str, space: dict[str, Any]) -> str:

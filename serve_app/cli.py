@@ -8,7 +8,7 @@
     provider-registry reload | rollback | delete TYPE NAME
     provider-registry fallback TYPE NAME [FALLBACK ...]       set (none: clear)
     provider-registry monitoring on|off
-    provider-registry reembed STORE [--embedder NAME] [--target COLLECTION] [--batch-size N]
+    provider-registry reembed STORE [--embedder NAME] [--target COLLECTION] [--batch-size N] [--abort]
 
 Operations go to a running registry over its admin HTTP API (``--url``,
 default http://127.0.0.1:8000) with the token from the environment variable
@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     re.add_argument("--embedder", help="embeddings provider to re-embed with (default: the store's)")
     re.add_argument("--target", help="new collection name (default: derived from the model)")
     re.add_argument("--batch-size", type=int, default=256)
+    re.add_argument("--abort", action="store_true", help="give up a re-embed in progress")
     mon = sub.add_parser("monitoring", parents=[remote])
     mon.add_argument("state", choices=["on", "off"])
     return p
@@ -137,6 +138,8 @@ def _reembed(args: argparse.Namespace) -> int:
     if not token:
         print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
         return 2
+    if args.abort:
+        return _request(args, "DELETE", f"/v1/admin/vector_stores/{args.store}/reembed")
     body = {k: v for k, v in {"embedder": args.embedder, "target": args.target,
                               "batch_size": args.batch_size}.items() if v is not None}
     url = f"{args.url.rstrip('/')}/v1/admin/vector_stores/{args.store}/reembed"

@@ -163,6 +163,10 @@ class ProviderRegistry:
         return await run_reembed(lambda: self._ask("reembed_step", name, embedder, target, batch_size),
                                  progress, name)
 
+    async def abort_reembed(self, name: str) -> dict[str, Any]:
+        """Give up a re-embed of ``name``: it takes writes again; the new collection is kept."""
+        return await self._ask("reembed_abort", name)
+
     async def call(self, provider_type: ProviderType | str, name: str, method: str, args: list[Any],
                    kwargs: dict[str, Any], use_fallback: bool) -> Any:
         return await self._ask("call", ProviderType.parse(provider_type).value, name, method, args, kwargs, use_fallback)

@@ -21,6 +21,7 @@ from providers.errors import (
     ProviderCallError,
     ProviderNotFoundError,
     ProviderTimeoutError,
+    RegistryBusyError,
 )
 from providers.registry.breaker import BreakerOptions, CircuitBreaker
 from providers.registry.stats import UsageStats
@@ -29,9 +30,11 @@ T = TypeVar("T")
 
 # Errors that say the *caller* is wrong: trying a fallback cannot fix them,
 # and they must reach the caller as the 4xx they are.
-# A store of another embedding space is the operator's to fix (re-embed), not a fallback's.
+# A store of another embedding space is the operator's to fix (re-embed), and
+# a store frozen for a moment (RegistryBusyError) must not have its writes
+# diverted to a fallback store: neither is a fallback's to serve.
 CALLER_ERRORS: tuple[type[BaseException], ...] = (InvalidRequestError, ProviderNotFoundError,
-                                                  EmbeddingSpaceMismatchError)
+                                                  EmbeddingSpaceMismatchError, RegistryBusyError)
 
 
 @dataclass

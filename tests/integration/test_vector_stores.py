@@ -120,12 +120,15 @@ async def _register_embedder(name: str, label: str) -> None:
         deployment={"num_cpus": 0.1})
 
 
+async def _register_store(name: str, embedder: str, pg_data_dir: str) -> None:
+    await provider_registry.register_provider(
+        ProviderType.VECTOR_STORE, name, PGVECTOR, {"data_dir": pg_data_dir, "table_name": name, "dimension": 384},
+        deployment={"num_cpus": 0.1}, embedder=embedder)
+
+
 async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry, pg_data_dir):
     await _register_embedder("space-a", "model-a")
-    await provider_registry.register_provider(
-        ProviderType.VECTOR_STORE, "guarded", PGVECTOR,
-        {"data_dir": pg_data_dir, "table_name": "guarded", "dimension": 384},
-        deployment={"num_cpus": 0.1}, embedder="space-a")
+    await _register_store("guarded", "space-a", pg_data_dir)
     docs = [{"id": f"g{i:03d}", "content": f"note number {i}", "metadata": {"i": i}} for i in range(30)]
     assert post(registry, "/v1/vector_stores/guarded/documents", {"documents": docs}).status_code == 200
     store = await provider_registry.get_provider(ProviderType.VECTOR_STORE, "guarded")
@@ -155,9 +158,20 @@ async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry,
     await provider_registry.swap_provider(ProviderType.EMBEDDING, "space-a", config={"label": "model-b",
                                                                                       "dimension": 384})
     # the staging store was started for model-b before the interruption; resume
+    # step by step until the store is frozen for the last copy: changes wait
+    state = first
+    while state["phase"] != "final":
+        state = await provider_registry._ask("reembed_step", "guarded", None, None, 10)
+        assert state["phase"] != "done"
+    r = post(registry, "/v1/vector_stores/guarded/documents", {"documents": [{"id": "x", "content": "frozen"}]})
+    assert r.status_code == 409 and "retry" in r.json()["error"]["message"]
+    assert httpx.delete(registry["http"] + "/v1/vector_stores/guarded/documents/g005").status_code == 409
     state = await provider_registry.reembed("guarded", batch_size=10, progress=False)
     assert state["done"] is True and state["space"]["model"] == "model-b"
     assert state["pruned"] == 1
+    r = post(registry, "/v1/vector_stores/guarded/documents", {"documents": [{"id": "after", "content": "thawed"}]})
+    assert r.status_code == 200, r.text
+    await store.delete_document("after")
 
     r = post(registry, "/v1/vector_stores/guarded/search", {"text": "note number 3", "top_k": 1})
     assert r.status_code == 200, r.text
@@ -172,10 +186,7 @@ async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry,
 
 async def test_text_never_falls_back_to_an_embedder_of_another_model(registry, pg_data_dir):
     await _register_embedder("primary-x", "model-x")
-    await provider_registry.register_provider(
-        ProviderType.VECTOR_STORE, "fenced", PGVECTOR,
-        {"data_dir": pg_data_dir, "table_name": "fenced", "dimension": 384},
-        deployment={"num_cpus": 0.1}, embedder="primary-x")
+    await _register_store("fenced", "primary-x", pg_data_dir)
     assert post(registry, "/v1/vector_stores/fenced/documents",
                 {"documents": [{"id": "a", "content": "alpha"}]}).status_code == 200
     await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "primary-x", "hash")  # another model
@@ -191,10 +202,7 @@ async def test_text_never_falls_back_to_an_embedder_of_another_model(registry, p
 
 async def test_reembed_over_the_cli(registry, pg_data_dir):
     await _register_embedder("space-c", "model-c")
-    await provider_registry.register_provider(
-        ProviderType.VECTOR_STORE, "clistore", PGVECTOR,
-        {"data_dir": pg_data_dir, "table_name": "clistore", "dimension": 384},
-        deployment={"num_cpus": 0.1}, embedder="space-c")
+    await _register_store("clistore", "space-c", pg_data_dir)
     docs = [{"id": f"c{i}", "content": f"line {i}"} for i in range(12)]
     assert post(registry, "/v1/vector_stores/clistore/documents", {"documents": docs}).status_code == 200
     await _register_embedder("space-d", "model-d")
@@ -209,6 +217,25 @@ async def test_reembed_over_the_cli(registry, pg_data_dir):
     assert stats["embedder"] == "space-d" and stats["embedding_space"]["model"] == "model-d"
     assert stats["count"] == 12
     assert ADMIN_TOKEN not in r.stdout + r.stderr
+
+
+async def test_reembed_can_be_aborted_while_frozen(registry, pg_data_dir):
+    await _register_embedder("space-e", "model-e")
+    await _register_embedder("space-f", "model-f")
+    await _register_store("abortable", "space-e", pg_data_dir)
+    assert post(registry, "/v1/vector_stores/abortable/documents",
+                {"documents": [{"id": "a", "content": "alpha"}]}).status_code == 200
+    state = {"phase": ""}
+    while state["phase"] != "final":
+        state = await provider_registry._ask("reembed_step", "abortable", "space-f", None, 100)
+    body = {"documents": [{"id": "b", "content": "beta"}]}
+    assert post(registry, "/v1/vector_stores/abortable/documents", body).status_code == 409
+    result = await provider_registry.abort_reembed("abortable")
+    assert result["staging_deleted"] is True
+    r = post(registry, "/v1/vector_stores/abortable/documents", body)
+    assert r.status_code == 200, r.text
+    stats = httpx.get(registry["http"] + "/v1/vector_stores/abortable/stats").json()
+    assert stats["embedder"] == "space-e" and stats["count"] == 2
 
 
 async def test_store_needs_a_known_embedder(registry, pg_data_dir):
