@@ -1,0 +1,1 @@
+"""CACHE providers: an in-process LRU (`memory`) and Redis/Valkey (`redis_cache`)."""

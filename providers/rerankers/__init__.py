@@ -1,0 +1,1 @@
+"""RERANKER providers: cross-encoder, embedding similarity, vLLM (shared logic in common)."""
