@@ -28,8 +28,19 @@ PROVIDER_DEPLOYMENT_NAME = "ProviderDeployment"
 # pickle-by-value in a process-wide table, and two threads doing it at once
 # fail with "... is not registered for pickle by value" (seen here when
 # providers were deployed in parallel). Builds and submits take this lock;
-# the long wait for RUNNING does not.
+# the long wait for RUNNING does not. serve.status() takes it too: with five
+# providers starting at once, a status poll in one thread broke a build in
+# another the same way (seen in `make serve`), so every status read goes
+# through `serve_status()`.
 _BUILD_LOCK = threading.Lock()
+
+
+def serve_status() -> Any:
+    """``serve.status()``, never at the same time as a deployment build in this process."""
+    from ray import serve
+
+    with _BUILD_LOCK:
+        return serve.status()
 
 
 def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str]) -> dict[str, Any]:
@@ -119,13 +130,12 @@ def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str]
 
 
 def wait_running(app_name: str, timeout_s: float, who: str) -> None:
-    from ray import serve
     from ray.serve.schema import ApplicationStatus
 
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        status = serve.status().applications.get(app_name)
+        status = serve_status().applications.get(app_name)
         if status is not None:
             if status.status == ApplicationStatus.RUNNING:
                 return

@@ -28,7 +28,7 @@ _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class ObservabilityOps:
-    """Needs from the host: table, settings, health, caller, coalescer, replica_id,
+    """Needs from the host: table, settings, health, caller, coalescer, embedding_cache, replica_id,
     stats_store, _route, _handle, scrub, describe."""
 
     # -- health ------------------------------------------------------------------------
@@ -79,6 +79,7 @@ class ObservabilityOps:
             "usage": {k: v.snapshot() for k, v in self.caller.stats.items()},
             "breakers": {k: b.snapshot() for k, b in self.caller.breakers.items()},
             "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
+            "embedding_cache": self.embedding_cache.stats() if self.embedding_cache is not None else None,
         }
 
     async def _publish_stats_loop(self) -> None:
@@ -103,10 +104,8 @@ class ObservabilityOps:
 
     async def _replica_counts(self) -> dict[str, int]:
         """RUNNING replicas per provider application (from Serve's status)."""
-        from ray import serve
-
         try:
-            status = await asyncio.to_thread(serve.status)
+            status = await asyncio.to_thread(deployer.serve_status)
         except Exception:
             return {}
         out = {}
@@ -139,8 +138,16 @@ class ObservabilityOps:
         for s in snaps.values():
             for k in merged:
                 merged[k] += s.get("coalescing", {}).get(k, 0)
+        cache = {"hits": 0, "misses": 0, "errors": 0}
+        for snap in snaps.values():
+            for k in cache:
+                cache[k] += (snap.get("embedding_cache") or {}).get(k, 0)
+        lookups = cache["hits"] + cache["misses"]
+        cache["hit_ratio"] = round(cache["hits"] / lookups, 4) if lookups else None
+        cache["enabled"] = self.embedding_cache is not None
         return {
             "provider_counts": counts,
+            "embedding_cache": cache,
             "health_summary": summary,
             "usage_stats": providers,
             "monitoring": self.table.monitoring,

@@ -33,9 +33,12 @@ class ProviderUserConfig(ProviderConfig):
 
 
 class ProviderDeployment:
-    def __init__(self, provider_type: str, name: str, class_path: str, allowed_prefixes: list[str]) -> None:
+    def __init__(self, provider_type: str, name: str, class_path: str, allowed_prefixes: list[str],
+                 registry_app: str = "registry") -> None:
         self.ptype = ProviderType.parse(provider_type)
         self.name = name
+        self.registry_app = registry_app
+        self._registry: Any = None
         self.class_path = class_path
         self.cls = load_provider_class(class_path, self.ptype, allowed_prefixes)
         self.shape = shape_of(self.ptype)
@@ -54,6 +57,7 @@ class ProviderDeployment:
         uc = parse_provider_config(ProviderUserConfig, user_config, path="user_config")
         async with self._swap_lock:
             fresh = self.cls()
+            fresh.registry = self._dependency_resolver()
             await fresh.initialize(dict(uc.config))
             old, self.provider = self.provider, fresh
             self.batching = uc.batching
@@ -61,6 +65,15 @@ class ProviderDeployment:
             self._batched_embed.set_batch_wait_timeout_s(uc.batching.batch_wait_timeout_s)
         if old is not None:
             await _close(old)
+
+    def _dependency_resolver(self) -> Any:
+        """What the provider reaches its dependencies through (`providers.registry.dependencies`):
+        the registry's own client, so its calls take the router's path, fallbacks and breakers."""
+        if self._registry is None:
+            from serve_app.client import ProviderRegistry
+
+            self._registry = ProviderRegistry(app_name=self.registry_app)
+        return self._registry
 
     async def invoke(self, method: str, args: list[Any] | None = None, kwargs: dict[str, Any] | None = None) -> Any:
         args, kwargs = list(args or []), dict(kwargs or {})

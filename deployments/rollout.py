@@ -127,10 +127,8 @@ class RolloutOps:
                 logger.warning("orphan sweep failed: %s", exc)
 
     async def _sweep_orphans(self, first_seen: dict[str, float]) -> list[str]:
-        from ray import serve
-
         prefix = f"{self.settings.app_name}--"
-        apps = (await asyncio.to_thread(serve.status)).applications
+        apps = (await asyncio.to_thread(deployer.serve_status)).applications
         unnamed = {a for a in apps if a.startswith(prefix)} - self._named_apps()
         now = asyncio.get_running_loop().time()
         for app in set(first_seen) - unnamed:

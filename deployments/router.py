@@ -26,10 +26,12 @@ from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
 from deployments.table_store import TABLE_POLL_S, StatsStore, TableStore
+from deployments.tools_api import ToolOps, ToolRoutes
 from deployments.vector_api import VectorStoreOps, VectorStoreRoutes
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
 from providers.registry.coalescing import Coalescer
+from providers.registry.embedding_cache import EmbeddingCache, cached_embed
 from providers.registry.config import RegistryConfig, parse_spec
 from providers.registry.limits import check_call
 from providers.registry.loading import load_provider_class
@@ -39,11 +41,26 @@ from providers.registry.table import Route, RouteTable, route_key
 from providers.types import ProviderType
 
 logger = logging.getLogger("ray.serve")
+EMBED_METHODS = frozenset({"embed_texts", "embed_query"})
 
+
+
+class RoutedCache:
+    """A cache provider of the registry, as the embedding cache's backend (through its chain and breaker)."""
+
+    def __init__(self, router: "RegistryRouter", name: str) -> None:
+        self.router, self.name = router, name
+
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
+        return await self.router._call_chain(ProviderType.CACHE, self.name, "get_many", [keys], {}, True)
+
+    async def set_many(self, items: dict[str, Any], ttl: float | None = None) -> None:
+        await self.router._call_chain(ProviderType.CACHE, self.name, "set_many", [items, ttl], {}, True)
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, ObservabilityOps, VectorStoreOps):
+class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, AdminRoutes, RolloutOps, ObservabilityOps,
+                     VectorStoreOps, ToolOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry
@@ -55,6 +72,7 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, Obs
                                      on_attempt=self.metrics.record)
         r = self.settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
+        self.embedding_cache = await self._make_embedding_cache()
         self.handles: dict[str, Any] = {}
         self.described: dict[str, dict[str, Any]] = {}
         self.health: dict[str, dict[str, Any]] = {}
@@ -69,6 +87,18 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, Obs
         self._follower = asyncio.create_task(self._follow_table())
         self._publisher = asyncio.create_task(self._publish_stats_loop())
         self._sweeper = asyncio.create_task(self._sweep_orphans_loop())
+
+    async def _make_embedding_cache(self) -> EmbeddingCache | None:
+        opts = self.settings.embedding_cache
+        if not opts.enabled:
+            return None
+        if opts.cache is not None:  # shared by every router replica, reached like any provider
+            return EmbeddingCache(RoutedCache(self, opts.cache), opts.ttl_s)
+        from providers.caches.memory import MemoryCache
+
+        local = MemoryCache()
+        await local.initialize({"max_entries": opts.max_entries, "max_bytes": opts.max_bytes})
+        return EmbeddingCache(local, opts.ttl_s)
 
     # -- table ----------------------------------------------------------------
     def _install(self, table: RouteTable) -> None:
@@ -155,27 +185,63 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, Obs
         """Call ``method`` on provider ``name``; on failure or deadline, its fallbacks."""
         ptype = ProviderType.parse(ptype)
         args, kwargs = list(args or []), dict(kwargs or {})
-        await self._route(ptype, name)
+        route = await self._route(ptype, name)
         check_call(method, args, kwargs, self.settings.max_texts_per_request, self.settings.max_chars_per_text)
-        if self._mergeable(ptype, name, method, args, kwargs):
-            d = self.table.get(ptype, name).spec.deployment
-            replicas = d.autoscaling_config.max_replicas if d.autoscaling_config else (d.num_replicas or 1)
-            inflight = replicas * self.settings.router.coalesce_inflight_per_replica
-            return await self.coalescer.submit((ptype, name, use_fallback), list(args[0]), inflight)
+        if ptype is ProviderType.EMBEDDING and method in EMBED_METHODS and len(args) == 1 and not kwargs:
+            return await self.embed(name, method, args[0], use_fallback)
+        if ptype is ProviderType.TOOL and method == "invoke":
+            await self._check_tool_arguments(route, args, kwargs)
         return await self._call_chain(ptype, name, method, args, kwargs, use_fallback)
 
-    def _mergeable(self, ptype: ProviderType, name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> bool:
-        """embed_texts is row-wise: merging callers' texts changes no result."""
-        return (method == "embed_texts" and not kwargs and len(args) == 1 and self.coalescer.wait_s > 0
-                and self.table.get(ptype, name).spec.deployment.batching.enabled)
+    async def embed(self, name: str, method: str, payload: Any, use_fallback: bool = True,
+                    chain: list[str] | None = None) -> Any:
+        """``embed_texts(payload)`` or ``embed_query(payload)`` on ``name``: cache, then merge, then the model."""
+        route = await self._route(ProviderType.EMBEDDING, name)
+        query = method == "embed_query"
+        texts = [payload] if query else list(payload)
+        chain = chain or (self._chain(ProviderType.EMBEDDING, name) if use_fallback else [name])
 
-    async def _flush_texts(self, key: tuple[ProviderType, str, bool], texts: list[str], callers: int) -> list[Any]:
-        ptype, name, use_fallback = key
-        return await self._call_chain(ptype, name, "embed_texts", [texts], {}, use_fallback, weight=callers)
+        async def compute(missing: list[str]) -> tuple[list[Any], bool]:
+            if query:
+                served: list[str] = []
+                vector = await self._call_chain(ProviderType.EMBEDDING, name, "embed_query", missing, {},
+                                                use_fallback, chain=chain, served=served)
+                return [vector], served[-1:] == [name]
+            if self._mergeable(route):
+                d = route.spec.deployment
+                replicas = d.autoscaling_config.max_replicas if d.autoscaling_config else (d.num_replicas or 1)
+                inflight = replicas * self.settings.router.coalesce_inflight_per_replica
+                tagged = await self.coalescer.submit((name, tuple(chain)), missing, inflight)
+                return [v for v, _ in tagged], all(by == name for _, by in tagged)
+            served = []
+            vectors = await self._call_chain(ProviderType.EMBEDDING, name, "embed_texts", [missing], {},
+                                             use_fallback, chain=chain, served=served)
+            return vectors, served[-1:] == [name]
+
+        if self.embedding_cache is None:
+            vectors, _ = await compute(texts)
+        else:
+            vectors = await cached_embed(self.embedding_cache, name, route.version, "q" if query else "d",
+                                         texts, compute)
+        return vectors[0] if query else vectors
+
+    def _mergeable(self, route: Route) -> bool:
+        """embed_texts is row-wise: merging callers' texts changes no result."""
+        return self.coalescer.wait_s > 0 and route.spec.deployment.batching.enabled
+
+    async def _flush_texts(self, key: tuple[str, tuple[str, ...]], texts: list[str], callers: int) -> list[Any]:
+        """One merged embed_texts call; each vector tagged with the provider that computed it."""
+        name, chain = key
+        served: list[str] = []
+        vectors = await self._call_chain(ProviderType.EMBEDDING, name, "embed_texts", [texts], {}, True,
+                                         weight=callers, chain=list(chain), served=served)
+        by = served[-1] if served else name
+        return [(v, by) for v in vectors]
 
     async def _call_chain(self, ptype: ProviderType, name: str, method: str, args: list[Any],
                           kwargs: dict[str, Any], use_fallback: bool, weight: int = 1,
-                          chain: list[str] | None = None) -> Any:
+                          chain: list[str] | None = None, served: list[str] | None = None) -> Any:
+        """``served``, when given, gets the name of the provider whose answer is returned."""
         chain = chain or (self._chain(ptype, name) if use_fallback else [name])
 
         async def attempt(candidate: str, timeout_s: float) -> Any:
@@ -184,10 +250,13 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, AdminRoutes, RolloutOps, Obs
                 await self._guard(route, method)
             response = self._handle(route).invoke.remote(method, args, kwargs)
             try:
-                return await response
+                result = await response
             except asyncio.CancelledError:
                 response.cancel()  # the deadline passed: free the provider replica too
                 raise
+            if served is not None:
+                served.append(candidate)
+            return result
 
         return await self.caller.call(
             ptype.value, chain, attempt, lambda n: self.table.get(ptype, n).spec.call_timeout_s, weight

@@ -53,7 +53,7 @@ REEMBED_SUFFIX = ".reembed"
 
 
 class VectorStoreOps:
-    """Needs from the host: table, described, describe, call, _call_chain, _route,
+    """Needs from the host: table, described, describe, call, embed, _call_chain, _route,
     register_provider, swap_provider, delete_provider, allowed, settings."""
 
     # -- spaces -------------------------------------------------------------------
@@ -121,10 +121,8 @@ class VectorStoreOps:
                 "embedding")
         chain = await self._same_space_chain(embedder)
         if query:
-            return [await self._call_chain(ProviderType.EMBEDDING, embedder, "embed_query", texts, {},
-                                           True, chain=chain)]
-        return await self._call_chain(ProviderType.EMBEDDING, embedder, "embed_texts", [texts], {},
-                                      True, chain=chain)
+            return [await self.embed(embedder, "embed_query", texts[0], chain=chain)]
+        return await self.embed(embedder, "embed_texts", texts, chain=chain)
 
     # -- re-embedding ------------------------------------------------------------------------
     async def reembed_step(self, name: str, embedder: str | None = None, target: str | None = None,

@@ -52,7 +52,8 @@ def build_provider_app(args: dict[str, Any]) -> Application:
     else:
         options["num_replicas"] = d.num_replicas or 1
     deployment = serve.deployment(ProviderDeployment).options(**options)
-    return deployment.bind(ptype.value, name, spec.class_path, list(args.get("allowed_prefixes", [])))
+    return deployment.bind(ptype.value, name, spec.class_path, list(args.get("allowed_prefixes", [])),
+                           args.get("registry_app", "registry"))
 
 
 def build_registry_app(args: dict[str, Any]) -> Application:

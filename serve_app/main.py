@@ -123,4 +123,24 @@ def serve_forever(config_path: str) -> int:
         pass
     finally:
         serve.shutdown()
+        stop_embedded_servers(config)
     return 0
+
+
+def stop_embedded_servers(config: RegistryConfig) -> None:
+    """Stop the embedded databases the providers of ``config`` started (Ctrl-C of `make serve`).
+
+    They outlive provider replicas on purpose (a replaced replica must not
+    take the data down with it); the registry that started them stops them.
+    A class says how with ``stop_embedded(config)``.
+    """
+    from providers.registry.loading import load_provider_class
+
+    for ptype, name, spec in config.specs():
+        try:
+            cls = load_provider_class(spec.class_path, ptype, config.registry.allowed_prefixes())
+            stop = getattr(cls, "stop_embedded", None)
+            if stop is not None:
+                stop(dict(spec.config))
+        except Exception as exc:  # stopping is best effort; say what was left running
+            print(f"warning: could not stop the embedded server of {ptype.value}/{name}: {exc}")

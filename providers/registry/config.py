@@ -202,6 +202,18 @@ class RouterOptions(_Strict):
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
 
 
+class EmbeddingCacheOptions(_Strict):
+    """Cache-aside for embeddings in the router (`providers.registry.embedding_cache`)."""
+
+    enabled: bool = Field(True, description="A repeated text costs no model call.")
+    cache: str | None = Field(
+        None, pattern=NAME_PATTERN,
+        description="A cache provider shared by every router replica (e.g. Redis); none: an LRU in each router.")
+    ttl_s: float | None = Field(86400.0, gt=0, description="Entries expire after this long (None: never).")
+    max_entries: int = Field(100_000, ge=1, description="In-router LRU: most vectors kept.")
+    max_bytes: int = Field(64 * 2**20, ge=1024, description="In-router LRU: most bytes kept.")
+
+
 class RolloutOptions(_Strict):
     """How a swap watches the new version, and when it undoes itself."""
 
@@ -246,6 +258,8 @@ class RegistrySettings(_Strict):
         "Turn off on autoscaling clusters whose GPU nodes start on demand.",
     )
     router: RouterOptions = Field(default_factory=RouterOptions, description="Router deployment.")
+    embedding_cache: EmbeddingCacheOptions = Field(default_factory=EmbeddingCacheOptions,
+                                                   description="Embedding cache in the router.")
     admin_token_env: str = Field(
         "PROVIDER_REGISTRY_ADMIN_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Environment variable holding the admin bearer token; unset disables /v1/admin.",
@@ -271,6 +285,10 @@ class RegistryConfig(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "RegistryConfig":
+        shared = self.registry.embedding_cache.cache
+        if shared is not None and shared not in self.cache.providers:
+            raise ConfigError(f"unknown cache provider {shared!r}; known: {sorted(self.cache.providers)}",
+                              "registry.embedding_cache.cache")
         for ptype in ProviderType:
             group = self.group(ptype).providers
             for name, spec in group.items():

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.interfaces.rerankers import RerankCandidate, Reranker, RerankResult
+from providers.registry.coalescing import Coalescer
 from providers.registry.config import ProviderConfig
 
 NORMALIZATIONS = ("none", "sigmoid", "minmax")
@@ -41,6 +42,11 @@ class RerankerConfig(ProviderConfig):
         0.7, ge=0.0, le=1.0,
         description="Weight of the rerank score in 'weighted' fusion (the original score gets the rest).")
     rrf_k: int = Field(60, ge=1, description="The k of reciprocal-rank fusion.")
+    batch_wait_s: float = Field(
+        0.005, ge=0, le=1,
+        description="Dynamic batching: longest a scoring call waits to join the pairs of concurrent calls "
+        "in one model call while another is running (0: off). A lone call never waits.")
+    max_batch_pairs: int = Field(256, ge=1, description="Most (query, document) pairs in one merged model call.")
     normalization: Literal["none", "sigmoid", "minmax"] = Field(
         "none",
         description="Applied to raw scores: 'sigmoid' maps cross-encoder logits to 0..1; 'minmax' "
@@ -201,10 +207,37 @@ class RerankerBase(Reranker):
     def __init__(self) -> None:
         self.settings = RerankerConfig()
         self.last_error: str | None = None
+        self._batcher: Coalescer | None = None
+        self.model_calls = 0  # merged scoring calls (dynamic batching's effect shows against requests)
 
     @abstractmethod
     async def _score(self, query: str, documents: list[str]) -> list[float]:
         """Raw scores of non-empty ``documents`` against ``query``, in input order."""
+
+    async def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Raw scores of (query, document) pairs of several queries at once.
+
+        A model that scores pairs in one forward pass (a cross-encoder)
+        overrides this; then concurrent calls are merged into one model call
+        (dynamic batching, as ``@serve.batch`` does for embeddings, and with
+        the same merger as the router's: `providers.registry.coalescing`).
+        """
+        raise NotImplementedError
+
+    def _batches(self) -> bool:
+        return type(self)._score_pairs is not RerankerBase._score_pairs and self.settings.batch_wait_s > 0
+
+    async def _scores(self, query: str, documents: list[str]) -> list[float]:
+        if not self._batches():
+            self.model_calls += 1
+            return await self._score(query, documents)
+        if self._batcher is None:
+            self._batcher = Coalescer(self._flush_pairs, self.settings.batch_wait_s, self.settings.max_batch_pairs)
+        return await self._batcher.submit("pairs", [(query, d) for d in documents], 1)
+
+    async def _flush_pairs(self, key: Any, pairs: list[tuple[str, str]], callers: int) -> list[float]:
+        self.model_calls += 1
+        return await self._score_pairs(pairs)
 
     def _health_details(self) -> dict[str, Any]:
         return {}
@@ -214,7 +247,7 @@ class RerankerBase(Reranker):
         documents = check_documents(documents, self.get_max_candidates())
         if not documents:
             return []  # no model call for nothing
-        raw = await self._score(query, documents)
+        raw = await self._scores(query, documents)
         if len(raw) != len(documents):
             raise ProviderCallError(f"the model returned {len(raw)} scores for {len(documents)} documents")
         return normalize_scores(raw, self.settings.normalization)

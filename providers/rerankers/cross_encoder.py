@@ -99,16 +99,23 @@ class CrossEncoderReranker(RerankerBase):
         return limit
 
     async def _score(self, query: str, documents: list[str]) -> list[float]:
-        return await self._run(self.predict, query, documents)
+        return await self._run(self.predict_pairs, [(query, d) for d in documents])
+
+    async def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return await self._run(self.predict_pairs, pairs)
 
     def predict(self, query: str, documents: list[str]) -> list[float]:
         """Blocking: raw logits, one per document, in input order."""
+        return self.predict_pairs([(query, d) for d in documents])
+
+    def predict_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Blocking: raw logits, one per (query, document) pair, in input order."""
         import torch
 
         if self.model is None:
             raise RuntimeError("reranker not initialized")
         out = self.model.predict(
-            [(query, d) for d in documents],
+            pairs,
             batch_size=self.settings.batch_size,  # type: ignore[attr-defined]
             activation_fn=torch.nn.Identity(),  # raw logits: `normalization` decides
             convert_to_numpy=True,

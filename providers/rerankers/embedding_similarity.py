@@ -44,12 +44,13 @@ class EmbeddingSimilarityReranker(RerankerBase):
 
     async def initialize(self, config: dict[str, Any]) -> None:
         self.settings = s = parse_provider_config(EmbeddingSimilarityConfig, config)
-        registry = resolver_of(self, f"the embeddings provider {s.embedder!r}")
-        self.embedder = await registry.get_provider_with_fallback(ProviderType.EMBEDDING, s.embedder)
+        resolver_of(self, f"the embeddings provider {s.embedder!r}")  # fail now if there is no registry
+        self.embedder = None  # looked up on first use: the embedder may start after this reranker
 
     async def _score(self, query: str, documents: list[str]) -> list[float]:
         if self.embedder is None:
-            raise RuntimeError("reranker not initialized")
+            registry = resolver_of(self, f"the embeddings provider {self.settings.embedder!r}")
+            self.embedder = await registry.get_provider_with_fallback(ProviderType.EMBEDDING, self.settings.embedder)
         q = np.asarray(await self.embedder.embed_query(query), dtype=np.float32).reshape(-1)
         # Vectors may come back as arrays (in process) or lists (through the router).
         docs = np.asarray(await self.embedder.embed_texts(documents), dtype=np.float32)
@@ -58,6 +59,15 @@ class EmbeddingSimilarityReranker(RerankerBase):
             raise ProviderCallError(f"embedder {name!r} returned vectors of shape {docs.shape} "
                                     f"for {len(documents)} documents and a {q.size}-d query")
         return cosine(q, docs).tolist()
+
+    async def health_check(self) -> dict[str, Any]:
+        """Its own state only: scoring would call the embedder through the router,
+        so one embedder outage (or a start before the router is up) would fail
+        this replica's Serve health check and restart it for nothing. The
+        embedder has its own health check."""
+        if not isinstance(self.settings, EmbeddingSimilarityConfig):
+            return {"status": "unhealthy", "reranker_type": self.get_reranker_type(), "error": "not initialized"}
+        return {"status": "healthy", "reranker_type": self.get_reranker_type(), **self._health_details()}
 
     def get_reranker_type(self) -> str:
         return "embedding_similarity"

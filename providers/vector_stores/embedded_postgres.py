@@ -76,6 +76,8 @@ def stop(data_dir: str | os.PathLike[str]) -> None:
     """Stop the server on ``data_dir`` (fast shutdown: sessions end, commits are kept)."""
     import subprocess
 
+    if not (Path(data_dir) / "postmaster.pid").exists():
+        return  # never started there, or already stopped
     with _lock:
         server = _server(data_dir, start=False)
         subprocess.run([str(server.bin_path / "pg_ctl"), "-w", "-m", "fast", "-D", str(server.pgdata), "stop"],

@@ -122,6 +122,12 @@ class PgVectorStore(VectorStore):
         """The same database, a new table."""
         return {**config, "table_name": target}
 
+    @staticmethod
+    def stop_embedded(config: dict[str, Any]) -> None:
+        """Stop the embedded server this config uses, if it uses one (the registry calls it at exit)."""
+        if not config.get("connection_string") and not config.get("host"):
+            embedded_postgres.stop(config.get("data_dir") or PgVectorConfig.model_fields["data_dir"].default)
+
     def __init__(self) -> None:
         self.cfg: PgVectorConfig | None = None
         self.pool: Any = None

@@ -64,6 +64,39 @@ def registry_config(port: int, pg_data_dir: str) -> dict:
                     "embedder": "minilm",
                     "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256},
                 },
+                "journal": {  # what the memory tools write to
+                    "class": PGVECTOR,
+                    "config": {"data_dir": pg_data_dir, "table_name": "journal", "dimension": 384},
+                    "embedder": "minilm",
+                    "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256},
+                },
+            }
+        },
+        "rerankers": {
+            "providers": {
+                "similarity": {
+                    "class": "providers.rerankers.embedding_similarity.EmbeddingSimilarityReranker",
+                    "config": {"embedder": "minilm"},
+                    "depends_on": ["embeddings/minilm"],
+                    "deployment": {"num_cpus": 0.1},
+                },
+            }
+        },
+        "cache": {
+            "providers": {
+                "lru": {"class": "providers.caches.memory.MemoryCache", "config": {"max_entries": 1000},
+                        "deployment": {"num_cpus": 0.1}},
+            }
+        },
+        "tools": {
+            "providers": {
+                name: {
+                    "class": f"providers.tools.memory.{cls}",
+                    "config": {"vector_store": "journal", "embedder": "minilm", "reranker": "similarity"},
+                    "depends_on": ["vector_stores/journal", "embeddings/minilm", "rerankers/similarity"],
+                    "deployment": {"num_cpus": 0.1},
+                }
+                for name, cls in (("memory.store", "MemoryStoreTool"), ("memory.search", "MemorySearchTool"))
             }
         },
     }

@@ -10,7 +10,7 @@ from tests.integration.conftest import SAMPLE
 pytestmark = pytest.mark.integration
 
 
-async def test_cleanup_deletes_every_application_of_a_registry(registry):
+async def test_cleanup_deletes_every_application_of_a_registry(registry, tmp_path_factory):
     import asyncio
 
     import httpx
@@ -22,8 +22,13 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
     port = registry["config"].registry.http_port
     config = parse_config({
         "registry": {"app_name": "scratch", "route_prefix": "/scratch", "http_port": port,
-                     "allowed_module_prefixes": [SAMPLE], "router": {"num_replicas": 2}},
+                     "allowed_module_prefixes": [SAMPLE], "router": {"num_replicas": 2},
+                     # one embedding cache for both router replicas: the embedded Valkey
+                     "embedding_cache": {"cache": "valkey"}},
         "embeddings": {"providers": {"h": {"class": f"{SAMPLE}.HashEmbedder", "deployment": {"num_cpus": 0.1}}}},
+        "cache": {"providers": {"valkey": {"class": "providers.caches.redis_cache.RedisCache",
+                                           "config": {"data_dir": str(tmp_path_factory.mktemp("vk") / "valkey")},
+                                           "deployment": {"num_cpus": 0.1}}}},
     })
     await asyncio.to_thread(start_registry, config)
     scratch = ProviderRegistry(app_name="scratch")
@@ -45,6 +50,16 @@ async def test_cleanup_deletes_every_application_of_a_registry(registry):
         assert stats["usage_stats"]["embeddings/h"]["calls"] == 41  # 40 + the embed_query above
         assert stats["usage_stats"]["embeddings/h"]["replicas"] == 1
     assert len(answered_by) == 2, "every call landed on one router replica"
+    # The same 40 texts again, whichever router replica takes them: all from the shared cache.
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(*(
+            client.post(f"http://127.0.0.1:{port}/scratch/v1/embeddings", json={"model": "h", "input": [f"t{i}"]})
+            for i in range(40)))
+    assert all(r.status_code == 200 for r in responses)
+    await asyncio.sleep(1.5)
+    stats = await scratch.get_stats()
+    assert stats["usage_stats"]["embeddings/h"]["calls"] == 41  # no new model call
+    assert stats["embedding_cache"]["hits"] >= 40 and stats["usage_stats"]["cache/valkey"]["calls"] >= 80
 
     # Kill one of the two router replicas under load: Python API callers see no failure.
     import ray

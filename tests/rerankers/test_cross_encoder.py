@@ -181,3 +181,18 @@ async def test_two_label_model_refused(tmp_path: Any, tiny_model_dir: str) -> No
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(str(tmp_path))
     with pytest.raises(ProviderLoadError, match="2 labels"):
         await load(str(tmp_path))
+
+
+async def test_concurrent_calls_share_model_calls_and_keep_their_scores(tiny_model_dir: str) -> None:
+    """Dynamic batching: 8 concurrent requests with different queries are merged
+    into fewer forward passes, and each still gets exactly its own scores."""
+    import asyncio
+
+    merged = await load(tiny_model_dir)
+    alone = await load(tiny_model_dir, batch_wait_s=0)
+    requests = [(f"query number {i}", [f"document {i}-{j} about topic {j}" for j in range(5)]) for i in range(8)]
+    expected = [await alone.batch_score_pairs(q, docs) for q, docs in requests]
+    assert alone.model_calls == 8
+    got = await asyncio.gather(*(merged.batch_score_pairs(q, docs) for q, docs in requests))
+    np.testing.assert_allclose(np.array(got), np.array(expected), rtol=1e-5, atol=1e-6)
+    assert merged.model_calls < 8

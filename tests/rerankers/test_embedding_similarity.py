@@ -109,8 +109,10 @@ async def test_missing_registry_is_a_clear_config_error() -> None:
 
 
 async def test_unknown_embedder(registry: LocalRegistry) -> None:
+    # Looked up on first use (the embedder may start after the reranker), so the first call says so.
+    reranker = await make(registry, embedder="nope")
     with pytest.raises(ProviderNotFoundError, match="nope"):
-        await make(registry, embedder="nope")
+        await reranker.batch_score_pairs("q", ["d"])
 
 
 @pytest.mark.parametrize("config", [{}, {"embedder": "bad name!"}, {"embedder": "x", "model": "y"}])
@@ -148,4 +150,6 @@ async def test_embedder_with_wrong_shapes_is_a_call_error() -> None:
     r = await make(LocalRegistry({(ProviderType.EMBEDDING, "minilm"): BrokenEmbedder()}))
     with pytest.raises(ProviderCallError, match="shape"):
         await r.batch_score_pairs("q", ["a", "b"])
-    assert (await r.health_check())["status"] == "unhealthy"
+    # its own health is fine: the embedder's fault shows in calls and in the embedder's health
+    assert (await r.health_check())["status"] == "healthy"
+    assert (await EmbeddingSimilarityReranker().health_check())["status"] == "unhealthy"  # never initialized

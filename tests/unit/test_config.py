@@ -49,19 +49,21 @@ def config_error(raw: Any, env: dict[str, str] | None = None) -> ConfigError:
 # -- the real file ------------------------------------------------------------------
 
 
-def test_real_config_has_one_embedding_provider_minilm() -> None:
+def test_real_config_is_the_embedded_memory_server() -> None:
     raw = yaml.safe_load(REAL_CONFIG.read_text(encoding="utf-8"))
     config = load_config(REAL_CONFIG, env={})
     assert isinstance(config, RegistryConfig)
-    specs = config.specs()
-    assert [(t, n) for t, n, _ in specs] == [(ProviderType.EMBEDDING, "minilm")]
-    spec = specs[0][2]
-    assert spec.class_path == raw["embeddings"]["providers"]["minilm"]["class"]
+    assert {(t, n) for t, n, _ in config.specs()} == {
+        (ProviderType.EMBEDDING, "minilm"), (ProviderType.VECTOR_STORE, "memories"),
+        (ProviderType.RERANKER, "similarity"), (ProviderType.TOOL, "memory.store"),
+        (ProviderType.TOOL, "memory.search")}
+    minilm = config.embeddings.providers["minilm"]
+    assert minilm.class_path == raw["embeddings"]["providers"]["minilm"]["class"]
+    assert config.vector_stores.providers["memories"].embedder == "minilm"
+    assert config.vector_stores.providers["memories"].config["data_dir"] == ".data/pgvector"  # the default
     assert config.registry.app_name == raw["registry"]["app_name"]
     assert config.registry.http_port == raw["registry"]["http_port"]
-    for ptype in ProviderType:
-        if ptype is not ProviderType.EMBEDDING:
-            assert config.group(ptype).providers == {}
+    assert config.registry.embedding_cache.enabled
 
 
 def test_real_config_interpolates_thread_default_and_override() -> None:

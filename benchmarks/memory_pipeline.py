@@ -1,0 +1,226 @@
+"""The memory pipeline end to end: memory.search latency, cold and warm, and rerank throughput.
+
+On the embedded defaults (MiniLM, PostgreSQL + pgvector, the
+embedding-similarity reranker, the memory tools), over HTTP:
+
+    search_p50_ms_cold / _warm   memory.search at concurrency 1; cold: the
+                                 router's embedding cache off (every query and
+                                 every reranked candidate is embedded); warm:
+                                 cache on, the same queries a second time
+    search_p99_ms_c16(_warm)     the same at 16 concurrent clients
+    search_qps_c16(_warm)        searches/s at 16 concurrent clients
+    rerank_pairs_per_s_served    POST /v1/rerank, 32 documents a request, 8
+                                 concurrent, cache off (distinct documents)
+    rerank_pairs_per_s_inprocess the same reranker class over MiniLM in this
+                                 process, same documents, same concurrency
+    top3_hit_rate                paraphrase (STS, gold >= 4) found in the top 3
+
+Starts the embedded PostgreSQL, Ray and the registry (twice: cache off, then
+on, over the same database) and stops them. Usage:
+python benchmarks/memory_pipeline.py [--quick]; prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._timeline import free_port  # noqa: E402
+
+STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
+MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
+
+
+def sts_pairs() -> tuple[list[tuple[str, str]], list[str]]:
+    """Paraphrase pairs (gold >= 4, first sentence unique) and every sentence, for rerank documents."""
+    pairs, seen, sentences = [], set(), []
+    with open(STS, encoding="utf-8") as fh:
+        for cols in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            score, a, b = float(cols[4]), cols[5], cols[6]
+            sentences += [a, b]
+            if score >= 4.0 and a not in seen and a != b:
+                seen.add(a)
+                pairs.append((a, b))
+    return pairs, list(dict.fromkeys(sentences))
+
+
+def config(port: int, pg_dir: str, cache: bool) -> dict:
+    tool = {"vector_store": "memories", "embedder": "minilm", "reranker": "similarity"}
+    deps = ["vector_stores/memories", "embeddings/minilm", "rerankers/similarity"]
+    return {
+        "registry": {"app_name": "registry", "http_port": port, "embedding_cache": {"enabled": cache}},
+        "embeddings": {"providers": {"minilm": {
+            "class": MINILM, "config": {"num_threads": 2},
+            "deployment": {"num_cpus": 1, "max_ongoing_requests": 256}}}},
+        "vector_stores": {"providers": {"memories": {
+            "class": "providers.vector_stores.pgvector.PgVectorStore",
+            "config": {"data_dir": pg_dir, "table_name": "memories", "dimension": 384},
+            "embedder": "minilm", "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256}}}},
+        "rerankers": {"providers": {"similarity": {
+            "class": "providers.rerankers.embedding_similarity.EmbeddingSimilarityReranker",
+            "config": {"embedder": "minilm"}, "depends_on": ["embeddings/minilm"],
+            "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256}}}},
+        "tools": {"providers": {
+            "memory.store": {"class": "providers.tools.memory.MemoryStoreTool", "config": tool, "depends_on": deps,
+                             "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256}},
+            "memory.search": {"class": "providers.tools.memory.MemorySearchTool", "config": tool, "depends_on": deps,
+                              "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256}}}},
+    }
+
+
+async def run_load(client: httpx.AsyncClient, url: str, bodies: list[dict], concurrency: int) -> dict:
+    """Every body once, ``concurrency`` in flight: latencies, throughput, answers in order."""
+    latencies, answers, errors = [], [None] * len(bodies), 0
+    next_i = 0
+
+    async def worker() -> None:
+        nonlocal next_i, errors
+        while next_i < len(bodies):
+            i, next_i = next_i, next_i + 1
+            t = time.perf_counter()
+            r = await client.post(url, json=bodies[i])
+            latencies.append((time.perf_counter() - t) * 1000)
+            if r.status_code != 200:
+                errors += 1
+            else:
+                answers[i] = r.json()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {"p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99)),
+            "per_s": len(bodies) / elapsed, "errors": errors, "answers": answers}
+
+
+async def searches(base: str, pairs: list[tuple[str, str]], concurrency: int) -> dict:
+    bodies = [{"query": b, "top_k": 3} for _, b in pairs]
+    async with httpx.AsyncClient(timeout=120) as client:
+        out = await run_load(client, base + "/v1/tools/memory.search", bodies, concurrency)
+    hits = sum(1 for i, a in enumerate(out.pop("answers"))
+               if a and f"m{i}" in [h["id"] for h in a["result"]["results"]])
+    return {**out, "top3_hit_rate": hits / len(pairs)}
+
+
+async def rerank_served(base: str, docs: list[str], query: str, requests: int) -> dict:
+    bodies = [{"model": "similarity", "query": query, "documents": docs[(i * 32) % len(docs):][:32]}
+              for i in range(requests)]
+    async with httpx.AsyncClient(timeout=120) as client:
+        out = await run_load(client, base + "/v1/rerank", bodies, 8)
+    return {"pairs_per_s": out["per_s"] * 32, "errors": out["errors"]}
+
+
+async def rerank_inprocess(docs: list[str], query: str, requests: int) -> float:
+    from providers.embeddings.sentence_transformers import SentenceTransformerProvider
+    from providers.interfaces.rerankers import RerankCandidate
+    from providers.registry.dependencies import LocalRegistry
+    from providers.rerankers.embedding_similarity import EmbeddingSimilarityReranker
+    from providers.types import ProviderType
+
+    embedder = SentenceTransformerProvider()
+    await embedder.initialize({"num_threads": 2})
+    reranker = EmbeddingSimilarityReranker()
+    reranker.registry = LocalRegistry({(ProviderType.EMBEDDING, "minilm"): embedder})
+    await reranker.initialize({"embedder": "minilm"})
+    batches = [[RerankCandidate(id=str(j), content=t) for j, t in enumerate(docs[(i * 32) % len(docs):][:32])]
+               for i in range(requests)]
+    await reranker.rerank(query, batches[0])  # warm up
+    sem = asyncio.Semaphore(8)
+
+    async def one(batch: list) -> None:
+        async with sem:
+            await reranker.rerank(query, batch)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in batches))
+    return requests * 32 / (time.perf_counter() - start)
+
+
+def start(pg_dir: str, cache: bool) -> str:
+    from providers.registry.config import parse_config
+    from serve_app.main import start_registry
+
+    port = free_port()
+    return start_registry(parse_config(config(port, pg_dir, cache)))["http"]
+
+
+async def store(base: str, pairs: list[tuple[str, str]]) -> None:
+    async with httpx.AsyncClient(timeout=300) as client:
+        for s in range(0, len(pairs), 100):
+            memories = [{"id": f"m{i}", "content": a} for i, (a, _) in enumerate(pairs[s:s + 100], start=s)]
+            r = await client.post(base + "/v1/tools/memory.store", json={"memories": memories, "source": "sts"})
+            r.raise_for_status()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="100 memories and searches, 20 rerank requests")
+    args = p.parse_args()
+    pairs, sentences = sts_pairs()
+    pairs = pairs[:100] if args.quick else pairs
+    rerank_requests = 20 if args.quick else 80
+    query = "A man is playing a musical instrument."
+    work = Path(tempfile.mkdtemp(prefix="mbench", dir="/tmp"))
+    pg_dir = str(work / "pg")
+    out: dict = {"benchmark": "memory_pipeline", "memories": len(pairs), "searches": len(pairs)}
+    from providers.vector_stores import embedded_postgres
+    from serve_app.main import ensure_ray
+
+    try:
+        ensure_ray(address="local", num_cpus=4)
+        from ray import serve
+
+        base = start(pg_dir, cache=False)
+        asyncio.run(store(base, pairs))
+        cold1 = asyncio.run(searches(base, pairs, 1))
+        cold16 = asyncio.run(searches(base, pairs, 16))
+        served = asyncio.run(rerank_served(base, sentences, query, rerank_requests))
+        serve.shutdown()
+
+        base = start(pg_dir, cache=True)
+        asyncio.run(searches(base, pairs, 16))  # fills the cache: queries and candidates
+        warm1 = asyncio.run(searches(base, pairs, 1))
+        warm16 = asyncio.run(searches(base, pairs, 16))
+        stats = httpx.get(base + "/v1/stats", timeout=30).json()["embedding_cache"]
+        serve.shutdown()
+        inprocess = asyncio.run(rerank_inprocess(sentences, query, rerank_requests))
+        out.update({
+            "search_p50_ms_cold": round(cold1["p50_ms"], 2), "search_p50_ms_warm": round(warm1["p50_ms"], 2),
+            "search_p99_ms_c16": round(cold16["p99_ms"], 2), "search_p99_ms_c16_warm": round(warm16["p99_ms"], 2),
+            "search_p50_ms_c16": round(cold16["p50_ms"], 2), "search_p50_ms_c16_warm": round(warm16["p50_ms"], 2),
+            "search_qps_c16": round(cold16["per_s"], 1), "search_qps_c16_warm": round(warm16["per_s"], 1),
+            "top3_hit_rate": round(cold1["top3_hit_rate"], 4),
+            "top3_hit_rate_warm": round(warm1["top3_hit_rate"], 4),
+            "errors": cold1["errors"] + cold16["errors"] + warm1["errors"] + warm16["errors"] + served["errors"],
+            "embedding_cache": stats,
+            "rerank_pairs_per_s_served": round(served["pairs_per_s"], 1),
+            "rerank_pairs_per_s_inprocess": round(inprocess, 1),
+        })
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            from ray import serve
+
+            serve.shutdown()
+            ray.shutdown()
+        embedded_postgres.stop(pg_dir)
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Tools and rerankers over HTTP, and the check of tool arguments.
+
+A tool's arguments are validated in the router against the JSON Schema the
+tool publishes (``get_input_schema``), for HTTP and Python callers alike,
+before any provider sees them: a bad argument is a 400 naming its path
+(``arguments.memories[0].content``), never a failure inside a replica.
+
+``POST /v1/rerank`` follows Cohere's and Jina's shape: ``{model, query,
+documents, top_n, return_documents}`` -> ``{results: [{index,
+relevance_score, document?}]}``, best first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments.http_api import app, json_response, parse_body, read_json_object, registry_error_response
+from providers.errors import InvalidRequestError
+from providers.interfaces.rerankers import RerankCandidate
+from providers.registry.limits import check_text
+from providers.registry.table import Route
+from providers.types import ProviderType
+
+TOOL = ProviderType.TOOL
+
+
+def schema_error(schema: dict[str, Any], arguments: Any, root: str = "arguments") -> InvalidRequestError | None:
+    """The first way ``arguments`` breaks ``schema``, naming the exact path; None if valid."""
+    from jsonschema import Draft202012Validator
+
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return None
+    err = errors[0]
+    path = root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+    if err.validator == "required":  # name the missing property, not its parent
+        missing = [p for p in err.validator_value if isinstance(err.instance, dict) and p not in err.instance]
+        if missing:
+            return InvalidRequestError("is required", f"{path}.{missing[0]}")
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = set((err.schema or {}).get("properties", {}))
+        extra = sorted(k for k in err.instance if k not in known)
+        if extra:
+            return InvalidRequestError("unknown argument", f"{path}.{extra[0]}")
+    return InvalidRequestError(err.message[:300], path)
+
+
+class ToolOps:
+    """Needs from the host: describe, call, _route, table, settings."""
+
+    async def _check_tool_arguments(self, route: Route, args: list[Any], kwargs: dict[str, Any]) -> None:
+        arguments = args[0] if args else kwargs.get("arguments")
+        if not isinstance(arguments, dict):
+            raise InvalidRequestError(f"must be an object, got {type(arguments).__name__}", "arguments")
+        info = await self.describe(TOOL, route.name)
+        problem = schema_error(info["getters"].get("get_input_schema") or {}, arguments)
+        if problem is not None:
+            raise problem
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        tools = []
+        for name in self.table.names(TOOL):
+            try:
+                g = (await self.describe(TOOL, name))["getters"]
+                tools.append({"name": name, "tool_name": g.get("get_name"), "description": g.get("get_description"),
+                              "input_schema": g.get("get_input_schema")})
+            except Exception as exc:  # one broken tool must not hide the others
+                tools.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        return tools
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(..., min_length=1, description="Name of a reranker provider.")
+    query: str = Field(..., min_length=1)
+    documents: list[str | dict[str, Any]] = Field(..., description="Strings, or objects with 'text'.")
+    top_n: int | None = Field(None, ge=1)
+    return_documents: bool = False
+
+
+class ToolRoutes:
+    """HTTP handlers, mixed into the router deployment."""
+
+    @app.get("/v1/tools")
+    async def http_tools(self) -> Response:
+        return json_response({"tools": await self.list_tools()})
+
+    @app.post("/v1/tools/{name}")
+    async def http_invoke_tool(self, name: str, request: Request) -> Response:
+        try:
+            arguments = await read_json_object(request, empty_ok=True)
+            result = await self.call(TOOL, name, "invoke", [arguments])
+        except Exception as exc:
+            return registry_error_response(_bare_path(exc), param="name")
+        return json_response({"tool": name, "result": result})
+
+    @app.post("/v1/rerank")
+    async def http_rerank(self, request: Request) -> Response:
+        try:
+            body = await parse_body(request, RerankRequest)
+            s = self.settings
+            check_text(body.query, "query", s.max_chars_per_text)
+            if not body.documents:
+                raise InvalidRequestError("must not be empty", "documents")
+            if len(body.documents) > s.max_texts_per_request:
+                raise InvalidRequestError(f"has {len(body.documents)} documents; the limit is "
+                                          f"{s.max_texts_per_request} (max_texts_per_request)", "documents")
+            texts = []
+            for i, doc in enumerate(body.documents):
+                text = doc.get("text") if isinstance(doc, dict) else doc
+                texts.append(check_text(text, f"documents[{i}]" + (".text" if isinstance(doc, dict) else ""),
+                                        s.max_chars_per_text))
+            candidates = [RerankCandidate(id=str(i), content=t) for i, t in enumerate(texts)]
+            ranked = await self.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
+                                     {"top_k": body.top_n})
+        except Exception as exc:
+            return registry_error_response(exc, param="model")
+        results = [{"index": int(r.id), "relevance_score": float(r.final_score),
+                    **({"document": {"text": texts[int(r.id)]}} if body.return_documents else {})} for r in ranked]
+        return json_response({"id": str(uuid.uuid4()), "model": body.model, "results": results,
+                              "meta": {"documents": len(texts)}})
+
+
+def _bare_path(exc: BaseException) -> BaseException:
+    """Over HTTP the body *is* the arguments object: name ``query``, not ``arguments.query``."""
+    cause = getattr(exc, "cause", None)
+    err = cause if isinstance(cause, InvalidRequestError) else exc
+    if isinstance(err, InvalidRequestError) and err.field and err.field.startswith("arguments."):
+        return InvalidRequestError(str(err).split(": ", 1)[-1], err.field[len("arguments."):])
+    return exc
