@@ -7,6 +7,7 @@ replica tag for the cluster figure.
     provider_registry_calls_total{type, provider, outcome}   outcome: success|failure|timeout
     provider_registry_call_latency_ms{type, provider}        successful calls
     provider_registry_fallback_served_total{type, provider}  calls this provider served for another
+    provider_registry_embedding_cache_total{result}          texts looked up: hit|miss|error (hit ratio = hit / (hit + miss))
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ class RouterMetrics:
         self.fallback_served = metrics.Counter(
             "provider_registry_fallback_served", "Calls a provider served as another's fallback.",
             tag_keys=("type", "provider"))
+
+        self.cache = metrics.Counter(
+            "provider_registry_embedding_cache", "Texts looked up in the embedding cache, by result.",
+            tag_keys=("result",))
+
+    def record_cache(self, hits: int, misses: int, errors: int) -> None:
+        for result, n in (("hit", hits), ("miss", misses), ("error", errors)):
+            if n:
+                self.cache.inc(n, tags={"result": result})
 
     def record(self, key: str, outcome: str, elapsed_ms: float, weight: int, as_fallback: bool) -> None:
         ptype, _, name = key.partition("/")

@@ -26,6 +26,7 @@ from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
 from deployments.table_store import TABLE_POLL_S, StatsStore, TableStore
+from deployments.graph_api import GraphRoutes
 from deployments.tools_api import ToolOps, ToolRoutes
 from deployments.vector_api import VectorStoreOps, VectorStoreRoutes
 from providers.errors import DeploymentError, ProviderCallError, ProviderNotFoundError
@@ -59,8 +60,8 @@ class RoutedCache:
 
 
 @serve.ingress(app)
-class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, AdminRoutes, RolloutOps, ObservabilityOps,
-                     VectorStoreOps, ToolOps):
+class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, AdminRoutes, RolloutOps,
+                     ObservabilityOps, VectorStoreOps, ToolOps):
     async def __init__(self, config: dict[str, Any]) -> None:
         cfg = RegistryConfig.model_validate(config)
         self.settings = cfg.registry
@@ -93,12 +94,12 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, AdminRoutes, Rol
         if not opts.enabled:
             return None
         if opts.cache is not None:  # shared by every router replica, reached like any provider
-            return EmbeddingCache(RoutedCache(self, opts.cache), opts.ttl_s)
+            return EmbeddingCache(RoutedCache(self, opts.cache), opts.ttl_s, self.metrics.record_cache)
         from providers.caches.memory import MemoryCache
 
         local = MemoryCache()
         await local.initialize({"max_entries": opts.max_entries, "max_bytes": opts.max_bytes})
-        return EmbeddingCache(local, opts.ttl_s)
+        return EmbeddingCache(local, opts.ttl_s, self.metrics.record_cache)
 
     # -- table ----------------------------------------------------------------
     def _install(self, table: RouteTable) -> None:

@@ -29,9 +29,12 @@ WARN_EVERY_S = 30.0
 
 
 class EmbeddingCache:
-    def __init__(self, backend: Any, ttl_s: float | None = None) -> None:
+    def __init__(self, backend: Any, ttl_s: float | None = None,
+                 on_lookup: Any = None) -> None:
+        """``on_lookup(hits, misses, errors)`` after every lookup (the router exports it as a metric)."""
         self.backend = backend
         self.ttl_s = ttl_s
+        self.on_lookup = on_lookup or (lambda hits, misses, errors: None)
         self.hits = 0
         self.misses = 0
         self.errors = 0
@@ -44,15 +47,17 @@ class EmbeddingCache:
 
     async def lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
         """The cached vectors among ``keys``; ``{}`` when the backend fails."""
+        failed = 0
         try:
             found = await self.backend.get_many(list(dict.fromkeys(keys)))
         except Exception as exc:  # the cache is an optimisation: its failure is a miss
             self._failed("lookup", exc)
-            found = {}
+            found, failed = {}, 1
         hits = {k: np.asarray(v, dtype=np.float32) for k, v in found.items() if v is not None}
         n_hit = sum(1 for k in keys if k in hits)
         self.hits += n_hit
         self.misses += len(keys) - n_hit
+        self.on_lookup(n_hit, len(keys) - n_hit, failed)
         return hits
 
     async def store(self, items: dict[str, np.ndarray]) -> None:

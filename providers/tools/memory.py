@@ -20,6 +20,7 @@ entities and relationships as an episode.
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
@@ -105,9 +106,24 @@ class MemoryStoreTool(_MemoryTool):
             "properties": {
                 "memories": {"type": "array", "items": memory, "minItems": 1, "maxItems": MAX_MEMORIES_PER_CALL},
                 "source": {"type": "string", "maxLength": 200, "description": "Where the memories came from."},
-                "entities": {"type": "array", "items": {"type": "object"},
-                             "description": "Extracted entities, recorded through the graph manager."},
-                "relationships": {"type": "array", "items": {"type": "object"}},
+                # Checked here, before anything is written: a bad entity must not
+                # leave the memories stored and the episode missing.
+                "entities": {"type": "array", "maxItems": 1000, "items": {
+                    "type": "object", "required": ["name", "entity_type"],
+                    "properties": {"name": {"type": "string", "minLength": 1},
+                                   "entity_type": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$"},
+                                   "properties": {"type": "object"}, "id": {"type": "string"},
+                                   "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+                    "additionalProperties": False},
+                    "description": "Extracted entities, recorded through the graph manager."},
+                "relationships": {"type": "array", "maxItems": 1000, "items": {
+                    "type": "object", "required": ["source", "target", "type"],
+                    "properties": {"source": {"type": "string", "minLength": 1},
+                                   "target": {"type": "string", "minLength": 1},
+                                   "type": {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$"},
+                                   "properties": {"type": "object"},
+                                   "valid_from": {"type": "string"}, "valid_to": {"type": "string"}},
+                    "additionalProperties": False}},
             },
             "required": ["memories"],
             "additionalProperties": False,
@@ -131,9 +147,9 @@ class MemoryStoreTool(_MemoryTool):
         result: dict[str, Any] = {"ids": ids, "stored": len(ids), "vector_store": cfg.vector_store}
         if arguments.get("entities") or arguments.get("relationships"):
             manager = await self._dep(ProviderType.GRAPH_MANAGER, cfg.graph_manager)
-            result["episode"] = await manager.add_episode(
+            result["episode"] = asdict(await manager.add_episode(
                 "\n".join(m["content"] for m in memories), now, arguments.get("entities", []),
-                arguments.get("relationships", []), source or "memory.store")
+                arguments.get("relationships", []), source or "memory.store"))  # a tool's result is JSON
         return result
 
 

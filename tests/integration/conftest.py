@@ -82,6 +82,25 @@ def registry_config(port: int, pg_data_dir: str) -> dict:
                 },
             }
         },
+        "graph_engines": {
+            "providers": {
+                "ladybug": {
+                    "class": "providers.graph.ladybug.LadybugGraphEngine",
+                    "config": {"path": str(Path(pg_data_dir).parent / "graph" / "people.db")},
+                    "deployment": {"num_cpus": 0.1},
+                },
+            }
+        },
+        "graph_managers": {
+            "providers": {
+                "people": {
+                    "class": "providers.graph.temporal_manager.TemporalGraphManager",
+                    "config": {"graph_engine": "ladybug", "exclusive_relationships": ["WORKS_AT"]},
+                    "depends_on": ["graph_engines/ladybug"],
+                    "deployment": {"num_cpus": 0.1},
+                },
+            }
+        },
         "cache": {
             "providers": {
                 "lru": {"class": "providers.caches.memory.MemoryCache", "config": {"max_entries": 1000},
@@ -92,8 +111,10 @@ def registry_config(port: int, pg_data_dir: str) -> dict:
             "providers": {
                 name: {
                     "class": f"providers.tools.memory.{cls}",
-                    "config": {"vector_store": "journal", "embedder": "minilm", "reranker": "similarity"},
-                    "depends_on": ["vector_stores/journal", "embeddings/minilm", "rerankers/similarity"],
+                    "config": {"vector_store": "journal", "embedder": "minilm", "reranker": "similarity",
+                               "graph_manager": "people"},
+                    "depends_on": ["vector_stores/journal", "embeddings/minilm", "rerankers/similarity",
+                                   "graph_managers/people"],
                     "deployment": {"num_cpus": 0.1},
                 }
                 for name, cls in (("memory.store", "MemoryStoreTool"), ("memory.search", "MemorySearchTool"))

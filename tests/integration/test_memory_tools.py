@@ -74,7 +74,8 @@ def test_tools_are_listed_with_their_schemas(registry):
     ("memory.store", {"memories": []}, "memories"),
     ("memory.store", {"memories": [{"content": "a", "extra": 1}]}, "memories[0].extra"),
     ("memory.store", {"memories": [{"content": 5}]}, "memories[0].content"),
-    ("memory.store", {"memories": [{"content": "a"}], "entities": [{"name": "x"}]}, "entities"),
+    ("memory.store", {"memories": [{"content": "a"}], "entities": [{"entity_type": "Person"}]},
+     "entities[0].name"),
 ])
 def test_bad_arguments_are_a_4xx_naming_the_path(registry, name, arguments, field):
     r = tool(registry, name, arguments)

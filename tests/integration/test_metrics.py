@@ -29,3 +29,6 @@ def test_router_metrics_are_exported(registry):
     lines = [ln for ln in text.splitlines() if ln.startswith("ray_provider_registry_calls") or ln.startswith("provider_registry_calls")]
     assert any('provider="hash"' in ln and 'outcome="success"' in ln for ln in lines), text[:2000]
     assert "provider_registry_call_latency_ms" in text
+    # the same text three times: the embedding cache answered at least twice
+    cache = [ln for ln in text.splitlines() if "provider_registry_embedding_cache" in ln and 'result="hit"' in ln]
+    assert cache, "no embedding cache hit exported"
