@@ -37,6 +37,7 @@ import orjson
 from pydantic import Field
 
 from providers.errors import InvalidRequestError, ProviderCallError
+from providers.interfaces.graph_clients import GraphClient
 from providers.interfaces.graph_engines import Entity, GraphEngine, GraphSearchResult, Relationship
 from providers.registry.config import ProviderConfig, parse_provider_config
 
@@ -513,6 +514,32 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (Entity, Relationship)):
         return asdict(value)
     return value
+
+
+# -- clients over a blocking driver ----------------------------------------------------------
+
+class SyncGraphClient(GraphClient):
+    """``execute`` and ``execute_in_transaction`` for clients over a blocking driver:
+    inputs checked here, the work done by the subclass's ``_run`` (its own
+    thread), ``_execute_sync`` and ``_transaction_sync``."""
+
+    async def execute(self, query: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return await self._run(self._execute_sync, check_query(query), check_parameters(parameters))
+
+    async def execute_in_transaction(
+        self, statements: list[tuple[str, dict[str, Any] | None]]
+    ) -> list[list[dict[str, Any]]]:
+        if not isinstance(statements, (list, tuple)):
+            raise InvalidRequestError("must be a list of (query, parameters) pairs", "statements")
+        checked = []
+        for n, item in enumerate(statements):
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise InvalidRequestError("must be a (query, parameters) pair", f"statements[{n}]")
+            checked.append((check_query(item[0]), check_parameters(item[1])))
+        return await self._run(self._transaction_sync, checked)
+
+    def supports_transactions(self) -> bool:
+        return True
 
 
 # -- the engine, on any GraphClient that speaks this Cypher ---------------------------------

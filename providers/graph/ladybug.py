@@ -34,8 +34,7 @@ from typing import Any, Callable, TypeVar
 from pydantic import Field
 
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
-from providers.graph.common import CypherGraphEngine, GraphEngineConfig, check_parameters, check_query
-from providers.interfaces.graph_clients import GraphClient
+from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
 from providers.registry.config import ProviderConfig, parse_provider_config
 
 logger = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def _caller_error(message: str) -> bool:
     return message.startswith(_CALLER_ERRORS) or "read-only" in message or "read only" in message
 
 
-class LadybugGraphClient(GraphClient):
+class LadybugGraphClient(SyncGraphClient):
     """Raw Cypher on an embedded Ladybug database."""
 
     @classmethod
@@ -151,24 +150,6 @@ class LadybugGraphClient(GraphClient):
             raise
 
     # -- the interface --
-    async def execute(self, query: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return await self._run(self._execute_sync, check_query(query), check_parameters(parameters))
-
-    async def execute_in_transaction(
-        self, statements: list[tuple[str, dict[str, Any] | None]]
-    ) -> list[list[dict[str, Any]]]:
-        if not isinstance(statements, (list, tuple)):
-            raise InvalidRequestError("must be a list of (query, parameters) pairs", "statements")
-        checked = []
-        for n, item in enumerate(statements):
-            if not isinstance(item, (list, tuple)) or len(item) != 2:
-                raise InvalidRequestError("must be a (query, parameters) pair", f"statements[{n}]")
-            checked.append((check_query(item[0]), check_parameters(item[1])))
-        return await self._run(self._transaction_sync, checked)
-
-    def supports_transactions(self) -> bool:
-        return True
-
     async def health_check(self) -> dict[str, Any]:
         try:
             rows = await asyncio.wait_for(self.execute("CALL db_version() RETURN *"), timeout=5)

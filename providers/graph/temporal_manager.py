@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import Field
 
 from providers.errors import InvalidRequestError
+from providers.graph.common import to_utc
 from providers.interfaces.graph_engines import Entity, GraphSearchResult, Relationship
 from providers.interfaces.graph_managers import EpisodeResult, GraphManager
 from providers.registry.config import NAME_PATTERN, ProviderConfig, parse_provider_config
@@ -59,18 +60,9 @@ class TemporalManagerConfig(ProviderConfig):
         "from raw text: {base_url, model, api_key?, timeout_s?}.")
 
 
-def utc(value: datetime | str | None) -> datetime | None:
+def utc(value: datetime | str | None, where: str = "timestamp") -> datetime | None:
     """An aware UTC datetime (naive means UTC); ISO strings accepted."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidRequestError(f"not an ISO 8601 date: {value[:40]!r}", "timestamp") from None
-    if not isinstance(value, datetime):
-        raise InvalidRequestError(f"must be a datetime, got {type(value).__name__}", "timestamp")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return to_utc(value, where)
 
 
 def entity_id_for(name: str, entity_type: str) -> str:
@@ -362,7 +354,8 @@ def _as_relationship(raw: Any, where: str) -> Relationship:
                            target_id=raw.get("target_id") or raw.get("target"),
                            relationship_type=raw.get("relationship_type") or raw.get("type"),
                            properties=raw.get("properties") or {}, confidence=raw.get("confidence", 1.0),
-                           valid_from=utc(raw.get("valid_from")), valid_to=utc(raw.get("valid_to")))
+                           valid_from=utc(raw.get("valid_from"), f"{where}.valid_from"),
+                           valid_to=utc(raw.get("valid_to"), f"{where}.valid_to"))
     if not isinstance(raw, Relationship):
         raise InvalidRequestError(f"must be a relationship object, got {type(raw).__name__}", where)
     for key in ("source_id", "target_id"):
