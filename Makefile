@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test unit integration bench clean
+.PHONY: serve test unit integration deploy bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,14 +18,20 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(PY) -m serve_app serve --config config/providers.yaml
 
+# tests/deploy starts a Ray cluster of its own (ray start --head, serve deploy):
+# its own process, after the suite whose session Ray instance is gone by then.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
 
-unit: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+unit: $(STAMP)  # everything without Ray: real databases, caches and models in process
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/stores tests/caches tests/rerankers tests/graph
 
 integration: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+deploy: $(STAMP)
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
 
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings_throughput.py --quick

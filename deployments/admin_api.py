@@ -125,6 +125,19 @@ class AdminRoutes:
         """Give up a re-embed: the store takes writes again; the staging route goes."""
         return await self._admin(request, lambda: self.reembed_abort(name))
 
+    @app.get("/v1/admin/export")
+    async def admin_export(self, request: Request) -> Response:
+        """The live route table as a providers.yaml mapping (secrets as ${...} placeholders)."""
+        async def op() -> Any:
+            from providers.registry.export import export_table
+
+            await self._refresh()
+            registry = self.settings.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            doc, needed = export_table(self.table, registry)
+            return {"config": doc, "set_these_variables": needed, "revision": self.table.revision}
+
+        return await self._admin(request, op)
+
     @app.post("/v1/admin/monitoring")
     async def admin_monitoring(self, request: Request) -> Response:
         async def op() -> Any:

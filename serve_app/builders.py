@@ -15,6 +15,7 @@ and `serve_app.main` calls the same functions, so ``make serve`` and
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ray import serve
@@ -23,14 +24,22 @@ from ray.serve import Application
 from deployments.provider_deployment import ProviderDeployment
 from deployments.router import RegistryRouter
 from providers.registry.config import RegistryConfig, load_config, parse_config, parse_spec
+from providers.registry.interpolation import interpolate_tree
 from providers.types import ProviderType
 
 
 def build_provider_app(args: dict[str, Any]) -> Application:
-    """One provider version as its own application (no HTTP route)."""
+    """One provider version as its own application (no HTTP route).
+
+    With ``interpolate: true`` (what ``provider-registry build`` writes) the
+    spec's ``${VAR}`` are resolved here, on the cluster, from the environment
+    Ray was started with: secrets never sit in the Serve config file.
+    """
     ptype = ProviderType.parse(args["type"])
     name = args["name"]
-    spec = parse_spec(args["spec"], f"{ptype.value}.providers.{name}")
+    path = f"{ptype.value}.providers.{name}"
+    raw = interpolate_tree(args["spec"], os.environ, path) if args.get("interpolate") else args["spec"]
+    spec = parse_spec(raw, path)
     d = spec.deployment
     options: dict[str, Any] = {
         "name": "ProviderDeployment",
@@ -74,6 +83,6 @@ def build_registry_app(args: dict[str, Any]) -> Application:
 
 
 def _config_from_args(args: dict[str, Any]) -> RegistryConfig:
-    if "config" in args:
-        return parse_config(args["config"], source="args.config")
+    if "config" in args:  # already interpolated by the driver, unless it says otherwise
+        return parse_config(args["config"], source="args.config", interpolate=bool(args.get("interpolate")))
     return load_config(args.get("config_path", "config/providers.yaml"))

@@ -9,6 +9,10 @@
     provider-registry fallback TYPE NAME [FALLBACK ...]       set (none: clear)
     provider-registry monitoring on|off
     provider-registry reembed STORE [--embedder NAME] [--target COLLECTION] [--batch-size N] [--abort]
+    provider-registry build [CONFIG] -o config/serve_config.yaml   a Ray Serve config for `serve deploy`
+    provider-registry export [-o FILE]                        the live table as providers.yaml (admin)
+    provider-registry schema [-o FILE]                        JSON Schema of providers.yaml, for editors
+    provider-registry status                                  one line per provider: health, breaker, latency
 
 Operations go to a running registry over its admin HTTP API (``--url``,
 default http://127.0.0.1:8000) with the token from the environment variable
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -46,8 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument("--url", default=os.environ.get("PROVIDER_REGISTRY_URL", "http://127.0.0.1:8000"))
     remote.add_argument("--token-env", default="PROVIDER_REGISTRY_ADMIN_TOKEN")
-    for name in ("list", "stats"):
+    for name in ("list", "stats", "status"):
         sub.add_parser(name, parents=[remote])
+    b = sub.add_parser("build", help="write a Ray Serve config file from providers.yaml")
+    b.add_argument("config", nargs="?", default="config/providers.yaml")
+    b.add_argument("-o", "--output", default="config/serve_config.yaml")
+    ex = sub.add_parser("export", parents=[remote], help="write the live route table as providers.yaml")
+    ex.add_argument("-o", "--output", default="-", help="file, or - for stdout")
+    sc = sub.add_parser("schema", help="JSON Schema of providers.yaml")
+    sc.add_argument("-o", "--output", default="-", help="file, or - for stdout")
     target = argparse.ArgumentParser(add_help=False, parents=[remote])
     target.add_argument("type")
     target.add_argument("name")
@@ -99,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         return serve_forever(args.config)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "build":
+        return _build(args)
+    if args.command == "schema":
+        return _schema(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "status":
+        return _status(args)
     if args.command == "list":
         return _request(args, "GET", "/v1/providers", admin=False)
     if args.command == "stats":
@@ -165,6 +185,90 @@ def _reembed(args: argparse.Namespace) -> int:
 
 class _StepFailed(Exception):
     pass
+
+
+def _build(args: argparse.Namespace) -> int:
+    from providers.errors import RegistryError
+    from serve_app.serve_config import write_serve_config
+
+    try:
+        doc = write_serve_config(args.config, args.output)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {len(doc['applications'])} applications; deploy with: serve deploy {args.output}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from providers.registry.config import RegistryConfig
+
+    schema = RegistryConfig.model_json_schema(by_alias=True)
+    schema["title"] = "providers.yaml"
+    _emit(json.dumps(schema, indent=2), args.output)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import httpx
+    import yaml
+
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
+        return 2
+    try:
+        r = httpx.get(args.url.rstrip("/") + "/v1/admin/export", headers={"Authorization": f"Bearer {token}"},
+                      timeout=60)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    if not r.is_success:
+        print(r.text, file=sys.stderr)
+        return 1
+    body = r.json()
+    header = f"# Exported from {args.url} (route table revision {body['revision']}).\n"
+    if body["set_these_variables"]:
+        header += "# Secrets are placeholders; set: " + ", ".join(body["set_these_variables"]) + "\n"
+    _emit(header + yaml.safe_dump(body["config"], sort_keys=False, width=120), args.output)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        stats = httpx.get(args.url.rstrip("/") + "/v1/stats", timeout=30).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"error: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    rows = [("PROVIDER", "VERSION", "HEALTH", "BREAKER", "REPLICAS", "CALLS", "ERRORS", "P50 MS", "P99 MS")]
+    for key, u in stats.get("usage_stats", {}).items():
+        lat = u.get("latency_ms") or {}
+        rows.append((key, str(u.get("version")), str(u.get("health_status")), str(u["circuit_breaker"]["state"]),
+                     str(u.get("replicas")), str(u.get("calls", 0)), str(u.get("error_count", 0)),
+                     _ms(lat.get("p50")), _ms(lat.get("p99"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    cache = stats.get("embedding_cache") or {}
+    print(f"\nembedding cache: hit ratio {cache.get('hit_ratio')}, {cache.get('hits', 0)} hits, "
+          f"{cache.get('misses', 0)} misses, {cache.get('errors', 0)} errors; "
+          f"router replicas: {len(stats.get('scope', {}).get('router_replicas', []))}")
+    return 0
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _emit(text: str, output: str) -> None:
+    if output == "-":
+        print(text)
+    else:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        print(f"wrote {output}", file=sys.stderr)
 
 
 def _check(path: str) -> int:

@@ -361,13 +361,16 @@ def fallback_chain(primary: str, fallbacks: Mapping[str, list[str]], path: str =
     return order
 
 
-def parse_config(raw: Any, env: Mapping[str, str] | None = None, source: str = "config") -> RegistryConfig:
-    """Validate a parsed YAML document (interpolating ``${VAR}`` first)."""
+def parse_config(raw: Any, env: Mapping[str, str] | None = None, source: str = "config",
+                 interpolate: bool = True) -> RegistryConfig:
+    """Validate a parsed YAML document (interpolating ``${VAR}`` first, unless
+    ``interpolate`` is False: a config already interpolated must not be again,
+    or a secret holding ``$$`` or ``${`` would change)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source} must be a mapping at the top level, got {type(raw).__name__}")
-    tree = interpolate_tree(raw, os.environ if env is None else env)
+    tree = interpolate_tree(raw, os.environ if env is None else env) if interpolate else raw
     try:
         return RegistryConfig.model_validate(tree)
     except ValidationError as exc:

@@ -19,7 +19,7 @@ def cli(registry, *args: str, token: bool = True) -> subprocess.CompletedProcess
     if token:
         env[ADMIN_TOKEN_ENV] = ADMIN_TOKEN
     cmd = [sys.executable, "-m", "serve_app", *args]
-    if args[0] not in ("check", "serve"):
+    if args[0] not in ("check", "serve", "schema", "build"):
         cmd += ["--url", registry["http"], "--token-env", ADMIN_TOKEN_ENV]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
 
@@ -51,3 +51,30 @@ def test_cli_errors_are_clear(registry):
     assert r.returncode == 1 and "--config is not valid JSON" in r.stderr
     r = cli(registry, "check", "--config", "config/providers.yaml")
     assert r.returncode == 0 and "valid" in r.stdout
+
+
+def test_cli_export_status_and_schema(registry, tmp_path):
+    secret = "pw-" + "5c1d0e7a9b"
+    r = cli(registry, "register", "embeddings", "remote-one", "--class", f"{SAMPLE}.HashEmbedder",
+            "--config", json.dumps({"dimension": 8, "api_key": secret}), "--spec", '{"deployment": {"num_cpus": 0.1}}')
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "exported.yaml"
+    r = cli(registry, "export", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    assert secret not in text and "${EMBEDDINGS_REMOTE_ONE_API_KEY}" in text
+    import yaml
+
+    from providers.registry.config import parse_config
+
+    exported = parse_config(yaml.safe_load(text), env={"EMBEDDINGS_REMOTE_ONE_API_KEY": "x"})
+    assert {"minilm", "remote-one"} <= set(exported.embeddings.providers)  # run-time registrations kept
+    assert exported.vector_stores.providers["memories"].embedder == "minilm"
+    assert cli(registry, "export", token=False).returncode == 2
+    assert cli(registry, "delete", "embeddings", "remote-one").returncode == 0
+
+    r = cli(registry, "status", token=False)
+    assert r.returncode == 0 and "embeddings/minilm" in r.stdout and "embedding cache: hit ratio" in r.stdout
+    r = cli(registry, "schema", "-o", str(tmp_path / "schema.json"))
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    assert "registry" in schema["properties"] and "vector_stores" in schema["properties"]
