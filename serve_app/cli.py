@@ -83,21 +83,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _request(args: argparse.Namespace, method: str, path: str, body: Any = None, admin: bool = True) -> int:
+def _admin_headers(args: argparse.Namespace) -> dict[str, str] | None:
+    """The admin Authorization header, or None (after saying which variable to set)."""
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
+        return None
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None, admin: bool = True) -> Any:
+    """The HTTP response, or an exit code (2: no token, 1: unreachable) after printing why."""
     import httpx
 
-    headers = {}
-    if admin:
-        token = os.environ.get(args.token_env, "")
-        if not token:
-            print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
-            return 2
-        headers["Authorization"] = f"Bearer {token}"
+    headers = _admin_headers(args) if admin else {}
+    if headers is None:
+        return 2
     try:
-        r = httpx.request(method, args.url.rstrip("/") + path, json=body, headers=headers, timeout=900)
+        return httpx.request(method, args.url.rstrip("/") + path, json=body, headers=headers, timeout=900)
     except httpx.HTTPError as exc:
         print(f"error: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
         return 1
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: Any = None, admin: bool = True) -> int:
+    r = _call(args, method, path, body, admin)
+    if isinstance(r, int):
+        return r
     text = json.dumps(r.json(), indent=2) if r.headers.get("content-type", "").startswith("application/json") else r.text
     print(text, file=sys.stdout if r.is_success else sys.stderr)
     return 0 if r.is_success else 1
@@ -154,9 +166,8 @@ def _reembed(args: argparse.Namespace) -> int:
 
     from serve_app.client import run_reembed
 
-    token = os.environ.get(args.token_env, "")
-    if not token:
-        print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
+    headers = _admin_headers(args)
+    if headers is None:
         return 2
     if args.abort:
         return _request(args, "DELETE", f"/v1/admin/vector_stores/{args.store}/reembed")
@@ -166,7 +177,7 @@ def _reembed(args: argparse.Namespace) -> int:
 
     async def step() -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=900) as client:
-            r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+            r = await client.post(url, json=body, headers=headers)
         if not r.is_success:
             raise _StepFailed(r.text)
         return r.json()
@@ -210,19 +221,11 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import httpx
     import yaml
 
-    token = os.environ.get(args.token_env, "")
-    if not token:
-        print(f"error: set {args.token_env} to the registry's admin token", file=sys.stderr)
-        return 2
-    try:
-        r = httpx.get(args.url.rstrip("/") + "/v1/admin/export", headers={"Authorization": f"Bearer {token}"},
-                      timeout=60)
-    except httpx.HTTPError as exc:
-        print(f"error: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
-        return 1
+    r = _call(args, "GET", "/v1/admin/export")
+    if isinstance(r, int):
+        return r
     if not r.is_success:
         print(r.text, file=sys.stderr)
         return 1
