@@ -646,7 +646,7 @@ class CypherGraphEngine(GraphEngine):
     async def _entities_by_id(self, ids: list[str]) -> dict[str, Entity]:
         if not ids:
             return {}
-        rows = await self._q(f"MATCH (e:Entity) WHERE e.id IN $ids RETURN {entity_columns()}", {"ids": ids})
+        rows = await self._q(f"UNWIND $ids AS i MATCH (e:Entity {{id: i}}) RETURN {entity_columns()}", {"ids": ids})
         return {r["id"]: row_to_entity(r) for r in rows}
 
     async def update_entity(self, entity: Entity) -> bool:
@@ -666,7 +666,11 @@ class CypherGraphEngine(GraphEngine):
         async with self._write_lock:
             if not await self.entity_exists(entity_id):
                 return False
-            await self._q("MATCH (e:Entity) WHERE e.id = $id DETACH DELETE e", {"id": entity_id})
+            incident = await self._q("MATCH (e:Entity {id: $id})-[r:RELATES]-(:Entity) RETURN DISTINCT r.id AS id",
+                                     {"id": entity_id})
+            await self.client.execute_in_transaction(
+                [*self._relationship_key_deletes([r["id"] for r in incident]),
+                 ("MATCH (e:Entity) WHERE e.id = $id DETACH DELETE e", {"id": entity_id})])
         return True
 
     async def entity_exists(self, entity_id: str) -> bool:
@@ -724,53 +728,76 @@ class CypherGraphEngine(GraphEngine):
                         raise InvalidRequestError(f"no entity has id {row[end]!r}", f"relationships[{n}].{end}")
             # Upsert by id: an existing relationship keeps its created_at and is replaced
             # (its endpoints may change, which an edge cannot do in place).
-            old = await self._q("MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id IN $ids "
-                                "RETURN r.id AS id, r.created_at AS created_at", {"ids": [r["id"] for r in rows]})
+            ids = [r["id"] for r in rows]
+            match, params = await self._match_relationships(ids)
+            old = await self._q(f"{match} RETURN r.id AS id, r.created_at AS created_at", params)
             created = {o["id"]: o["created_at"] for o in old}
             for row in rows:
                 row["created_at"] = created.get(row["id"]) or row["created_at"]
-            statements = []
-            if created:
-                statements.append(("MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id IN $ids DELETE r",
-                                   {"ids": list(created)}))
+            statements = [(f"{match} DELETE r", params)] if created else []
             statements.append((
-                "UNWIND $rows AS row MATCH (a:Entity {id: row.source_id}), (b:Entity {id: row.target_id}) "
+                # Two MATCH clauses, not one "MATCH (a {..}), (b {..})": Ladybug 0.22 planned
+                # the comma form as a join over all entities (3 s against 22 ms for 1,000
+                # rows among 30k entities, measured).
+                "UNWIND $rows AS row MATCH (a:Entity {id: row.source_id}) MATCH (b:Entity {id: row.target_id}) "
                 "CREATE (a)-[r:RELATES {id: row.id, type: row.type, properties: row.properties, "
                 "created_at: row.created_at, updated_at: row.updated_at, confidence: row.confidence, "
                 "valid_from: row.valid_from, valid_to: row.valid_to}]->(b)", {"rows": rows}))
+            statements += self._relationship_key_writes(rows)
             await self.client.execute_in_transaction(statements)
-        return [r["id"] for r in rows]
+        return ids
 
     async def _existing_ids(self, ids: set[str]) -> list[str]:
-        rows = await self._q("MATCH (e:Entity) WHERE e.id IN $ids RETURN e.id AS id", {"ids": sorted(ids)})
+        # One primary-key lookup per id: "WHERE e.id IN $ids" scanned the table in
+        # Ladybug 0.22 (118 ms against 3.7 ms for 2,000 ids among 30k entities, measured).
+        rows = await self._q("UNWIND $ids AS i MATCH (e:Entity {id: i}) RETURN e.id AS id", {"ids": sorted(ids)})
         return [r["id"] for r in rows]
 
+    # Relationship ids are looked up through two hooks, because an engine may index
+    # edge properties (Memgraph) or not (Ladybug, which keeps a key table instead).
+    async def _match_relationships(self, ids: list[str]) -> tuple[str, dict[str, Any]]:
+        """A MATCH clause binding ``(a)-[r]->(b)`` to the relationships with these ids,
+        and its parameters."""
+        return "MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id IN $ids", {"ids": ids}
+
+    def _relationship_key_writes(self, rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        """Statements that record (or replace) the keys of relationships being written,
+        run in the same transaction."""
+        return []
+
+    def _relationship_key_deletes(self, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Statements that forget the keys of relationships being deleted."""
+        return []
+
+    async def _after_admin_write(self, query: str) -> None:
+        """Called after a write through ``execute_cypher``, which bypasses the hooks above."""
+
+    async def _relationship_rows(self, ids: list[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        match, params = await self._match_relationships(ids)
+        return await self._q(f"{match} RETURN {rel_columns()}", params)
+
     async def get_relationship(self, relationship_id: str) -> Relationship | None:
-        rows = await self._q(f"MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id = $id RETURN {rel_columns()}",
-                             {"id": check_id(relationship_id, "relationship_id")})
+        rows = await self._relationship_rows([check_id(relationship_id, "relationship_id")])
         return row_to_relationship(rows[0]) if rows else None
 
     async def _relationships_by_id(self, ids: list[str]) -> dict[str, Relationship]:
-        if not ids:
-            return {}
-        rows = await self._q(f"MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id IN $ids RETURN {rel_columns()}",
-                             {"ids": ids})
-        return {r["id"]: row_to_relationship(r) for r in rows}
+        return {r["id"]: row_to_relationship(r) for r in await self._relationship_rows(ids)}
 
     async def delete_relationship(self, relationship_id: str) -> bool:
         self._writable()
         relationship_id = check_id(relationship_id, "relationship_id")
         async with self._write_lock:
-            if not await self.relationship_exists(relationship_id):
+            match, params = await self._match_relationships([relationship_id])
+            if not await self._q(f"{match} RETURN r.id AS id", params):
                 return False
-            await self._q("MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id = $id DELETE r",
-                          {"id": relationship_id})
+            await self.client.execute_in_transaction(
+                [(f"{match} DELETE r", params), *self._relationship_key_deletes([relationship_id])])
         return True
 
     async def relationship_exists(self, relationship_id: str) -> bool:
-        rows = await self._q("MATCH (a:Entity)-[r:RELATES]->(b:Entity) WHERE r.id = $id RETURN r.id AS id",
-                             {"id": check_id(relationship_id, "relationship_id")})
-        return bool(rows)
+        return bool(await self._relationship_rows([check_id(relationship_id, "relationship_id")]))
 
     async def get_entity_relationships(self, entity_id: str, relationship_type: str | None = None,
                                        direction: str = "both") -> list[Relationship]:
@@ -828,9 +855,14 @@ class CypherGraphEngine(GraphEngine):
     # -- raw Cypher --
     async def execute_cypher(self, query: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         query = check_query(query)
-        if self.read_only and not is_read_only(query):
-            self._writable()
-        return await self._q(query, check_parameters(parameters))
+        if is_read_only(query):
+            return await self._q(query, check_parameters(parameters))
+        self._writable()
+        async with self._write_lock:
+            try:
+                return await self._q(query, check_parameters(parameters))
+            finally:  # a failed statement may still have written (outside a transaction)
+                await self._after_admin_write(query)
 
     # -- time --
     async def get_entity_timeline(self, entity_id: str, start_time: datetime | None = None,

@@ -201,6 +201,53 @@ class LadybugGraphEngine(CypherGraphEngine):
             "CREATE REL TABLE IF NOT EXISTS RELATES(FROM Entity TO Entity, id STRING, type STRING, "
             "properties STRING, created_at STRING, updated_at STRING, confidence DOUBLE, "
             "valid_from STRING, valid_to STRING)")
+        # Ladybug indexes node primary keys only; finding a relationship by id scanned
+        # every edge (600 ms for 1,000 ids among 300k edges, 18 ms for one; measured on
+        # 0.22). RelKey maps each relationship id to its source entity, so a lookup is
+        # a key lookup plus a walk of that entity's edges (6 + 33 ms, 0.4 + 2.5 ms).
+        await self.client.execute(
+            "CREATE NODE TABLE IF NOT EXISTS RelKey(id STRING, source STRING, PRIMARY KEY (id))")
+        await self._reconcile_keys()
+
+    async def _reconcile_keys(self, force: bool = False) -> None:
+        """Rebuild RelKey from the edges when it may not match them (a database from
+        before the key table, or an admin Cypher write that bypassed it)."""
+        if not force:
+            keys = await self.client.execute("MATCH (k:RelKey) RETURN count(*) AS c")
+            edges = await self.client.execute("MATCH (:Entity)-[r:RELATES]->(:Entity) RETURN count(*) AS c")
+            if keys[0]["c"] == edges[0]["c"]:
+                return
+        # min(): ids are unique through this engine, but an admin write may repeat one.
+        await self.client.execute_in_transaction([
+            ("MATCH (k:RelKey) DELETE k", {}),
+            ("MATCH (a:Entity)-[r:RELATES]->(:Entity) WITH r.id AS id, min(a.id) AS source "
+             "WHERE id IS NOT NULL CREATE (:RelKey {id: id, source: source})", {})])
+
+    async def _match_relationships(self, ids: list[str]) -> tuple[str, dict[str, Any]]:
+        refs = await self.client.execute(
+            "UNWIND $ids AS i MATCH (k:RelKey {id: i}) RETURN k.id AS id, k.source AS source", {"ids": ids})
+        # An empty list has no element type to bind; a ref no entity has (ids are never
+        # empty) matches nothing at the cost of one key lookup.
+        refs = refs or [{"id": "", "source": ""}]
+        return ("UNWIND $refs AS ref MATCH (a:Entity {id: ref.source}) "
+                "MATCH (a)-[r:RELATES]->(b:Entity) WHERE r.id = ref.id", {"refs": refs})
+
+    def _relationship_key_writes(self, rows: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+        ids = [r["id"] for r in rows]
+        return [*self._relationship_key_deletes(ids),
+                ("UNWIND $rows AS row CREATE (:RelKey {id: row.id, source: row.source_id})",
+                 {"rows": [{"id": r["id"], "source_id": r["source_id"]} for r in rows]})]
+
+    def _relationship_key_deletes(self, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        return [("UNWIND $ids AS i MATCH (k:RelKey {id: i}) DELETE k", {"ids": ids})] if ids else []
+
+    async def _after_admin_write(self, query: str) -> None:
+        # Counts catch edges created or deleted; an id rewritten in place ("SET r.id")
+        # or a create and a delete in one query leave them equal, so those rebuild.
+        text = query.upper()
+        rewrites = ".ID" in text and "SET" in text
+        both = "DELETE" in text and ("CREATE" in text or "MERGE" in text)
+        await self._reconcile_keys(force=rewrites or both)
 
     def _reach_pattern(self, depth: int, typed: bool) -> str:
         # SHORTEST: one breadth-first walk per destination, so cycles cannot blow up the result.

@@ -193,6 +193,36 @@ async def test_delete_entity_removes_its_relationships(engine):
     assert (await engine.get_stats())["relationships"] == 0
 
 
+
+async def test_relationship_found_by_id_after_its_source_changes(engine):
+    await engine.create_entities([ent("a"), ent("b"), ent("c")])
+    await engine.create_relationship(rel("r", "a", "b"))
+    await engine.create_relationship(rel("r", "c", "b"))  # the upsert moves its source
+    assert (await engine.get_relationship("r")).source_id == "c"
+    assert [x.id for x in await engine.get_entity_relationships("a")] == []
+    assert await engine.delete_entity("c")  # takes r with it
+    assert not await engine.relationship_exists("r") and await engine.get_relationship("r") is None
+    await engine.create_relationship(rel("r", "a", "b"))  # the id is free again
+    assert (await engine.get_relationship("r")).source_id == "a"
+    assert (await engine.get_stats())["relationships"] == 1
+
+
+async def test_admin_cypher_writes_are_seen_by_id_lookups(engine):
+    """execute_cypher writes around the engine's own bookkeeping; lookups by id still agree."""
+    await engine.create_entities([ent("a"), ent("b")])
+    await engine.execute_cypher("MATCH (a:Entity {id: 'a'}), (b:Entity {id: 'b'}) "
+                                "CREATE (a)-[:RELATES {id: 'cy', type: 'T', properties: '{}'}]->(b)")
+    assert (await engine.get_relationship("cy")).target_id == "b"
+    await engine.execute_cypher("MATCH (:Entity)-[r:RELATES]->(:Entity) WHERE r.id = 'cy' SET r.id = 'cy2'")
+    assert await engine.get_relationship("cy") is None and await engine.relationship_exists("cy2")
+    await engine.execute_cypher("MATCH (:Entity)-[r:RELATES]->(:Entity) WHERE r.id = 'cy2' DELETE r "
+                                "WITH 1 AS one MATCH (a:Entity {id: 'b'}), (b:Entity {id: 'a'}) "
+                                "CREATE (a)-[:RELATES {id: 'back', type: 'T', properties: '{}'}]->(b)")
+    assert not await engine.relationship_exists("cy2")
+    assert (await engine.get_relationship("back")).source_id == "b"
+    await engine.create_relationship(rel("cy2", "a", "b"))
+    assert sorted(r.id for r in await engine.get_entity_relationships("a")) == ["back", "cy2"]
+
 # -- traversal ----------------------------------------------------------------------------
 
 async def test_connected_entities_depth_distinct_and_start_excluded(engine):

@@ -167,3 +167,24 @@ async def test_memory_database():
         assert await engine.entity_exists("m")
     finally:
         await engine.close()
+
+
+async def test_relationship_keys_are_rebuilt_when_they_disagree_with_the_edges(tmp_path):
+    """A database whose key table lost entries (one written before the table existed,
+    or an admin write around it) is reconciled when opened."""
+    path = tmp_path / "graph.db"
+    engine = await engine_at(path)
+    await engine.create_entities([Entity(id=i, name=i, entity_type="t") for i in "abc"])
+    await engine.create_relationships([Relationship(id="ab", source_id="a", target_id="b", relationship_type="T"),
+                                       Relationship(id="bc", source_id="b", target_id="c", relationship_type="T")])
+    await engine.client.execute("MATCH (k:RelKey) DELETE k")  # behind the engine's back
+    assert await engine.get_relationship("ab") is None  # the lookup goes through the keys
+    await engine.close()
+    engine = await engine_at(path)
+    try:
+        assert (await engine.get_relationship("ab")).target_id == "b"
+        assert (await engine.get_relationship("bc")).source_id == "b"
+        await engine.create_relationship(Relationship(id="ab", source_id="c", target_id="a", relationship_type="T"))
+        assert (await engine.get_stats())["relationships"] == 2  # an upsert, not a second edge
+    finally:
+        await engine.close()
