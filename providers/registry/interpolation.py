@@ -88,4 +88,5 @@ def _resolve(body: str, env: Mapping[str, str], path: str) -> str:
 
 
 def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+    key = str(key) or "''"  # an empty key still shows in the path (found by fuzzing)
+    return f"{path}.{key}" if path else key
