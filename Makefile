@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test unit integration deploy bench clean
+.PHONY: serve test unit integration deploy bench readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ deploy: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings_throughput.py --quick
+
+# The README's generated providers.yaml reference, from the config's JSON Schema.
+readme: $(STAMP)
+	$(PY) -m serve_app.config_reference --write README.md
 
 clean:
 	rm -rf $(VENV) .data

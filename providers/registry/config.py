@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import GenerateJsonSchema
 
 from providers.errors import ConfigError, RegistryError
 from providers.registry.breaker import BreakerOptions
@@ -124,7 +125,10 @@ class ProviderSpec(_Strict):
         alias="class", min_length=1,
         description="Dotted path to the class: pkg.mod.Class or pkg.mod:Class.",
     )
-    config: dict[str, Any] = Field(default_factory=dict, description="Passed to initialize().")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The provider's own settings, passed to its initialize(); the README lists each provider's keys.",
+    )
     deployment: DeploymentOptions = Field(
         default_factory=DeploymentOptions, description="Ray Serve options."
     )
@@ -167,6 +171,8 @@ class ProviderSpec(_Strict):
 
 
 class ProviderGroup(_Strict):
+    """The providers of one type (each type's section: ``embeddings:``, ``vector_stores:``, ...)."""
+
     providers: dict[str, ProviderSpec] = Field(
         default_factory=dict, description="Providers of this type by name."
     )
@@ -209,7 +215,7 @@ class EmbeddingCacheOptions(_Strict):
     cache: str | None = Field(
         None, pattern=NAME_PATTERN,
         description="A cache provider shared by every router replica (e.g. Redis); none: an LRU in each router.")
-    ttl_s: float | None = Field(86400.0, gt=0, description="Entries expire after this long (None: never).")
+    ttl_s: float | None = Field(86400.0, gt=0, description="Entries expire after this long (null: never).")
     max_entries: int = Field(100_000, ge=1, description="In-router LRU: most vectors kept.")
     max_bytes: int = Field(64 * 2**20, ge=1024, description="In-router LRU: most bytes kept.")
 
@@ -271,17 +277,31 @@ class RegistrySettings(_Strict):
 
 
 class RegistryConfig(_Strict):
-    """The whole providers.yaml."""
+    """The whole providers.yaml: the registry's settings, then one section per provider type."""
 
-    registry: RegistrySettings = Field(default_factory=RegistrySettings)
-    embeddings: ProviderGroup = Field(default_factory=ProviderGroup)
-    vector_stores: ProviderGroup = Field(default_factory=ProviderGroup)
-    graph_engines: ProviderGroup = Field(default_factory=ProviderGroup)
-    graph_managers: ProviderGroup = Field(default_factory=ProviderGroup)
-    graph_clients: ProviderGroup = Field(default_factory=ProviderGroup)
-    rerankers: ProviderGroup = Field(default_factory=ProviderGroup)
-    cache: ProviderGroup = Field(default_factory=ProviderGroup)
-    tools: ProviderGroup = Field(default_factory=ProviderGroup)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The registry itself.")
+    embeddings: ProviderGroup = Field(default_factory=ProviderGroup, description="Turn texts into vectors.")
+    vector_stores: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Keep documents with their embeddings and search them by similarity."
+    )
+    graph_engines: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Store and query a knowledge graph of entities and relationships."
+    )
+    graph_managers: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="High-level, temporal operations over a graph engine."
+    )
+    graph_clients: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Connections that run Cypher against a graph database."
+    )
+    rerankers: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Reorder search candidates by relevance to a query."
+    )
+    cache: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Key-value caches with expiry, namespaces and hit statistics."
+    )
+    tools: ProviderGroup = Field(
+        default_factory=ProviderGroup, description="Named operations with a JSON Schema input, invoked with arguments."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> "RegistryConfig":
@@ -326,6 +346,25 @@ class RegistryConfig(_Strict):
 
     def specs(self) -> list[tuple[ProviderType, str, ProviderSpec]]:
         return [(t, n, s) for t in ProviderType for n, s in self.group(t).providers.items()]
+
+
+class _SchemaWithEmptyDefaults(GenerateJsonSchema):
+    """Shows ``default_factory=list``/``dict`` defaults (``[]``, ``{}``), which
+    pydantic leaves out: editors and the README then show them. Nested
+    models' defaults stay out; their own keys carry them."""
+
+    def get_default_value(self, schema: Any) -> Any:
+        factory = schema.get("default_factory")
+        if factory in (list, dict) and not schema.get("default_factory_takes_data"):
+            return factory()
+        return super().get_default_value(schema)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of providers.yaml (for editors, and the README's reference)."""
+    schema = RegistryConfig.model_json_schema(by_alias=True, schema_generator=_SchemaWithEmptyDefaults)
+    schema["title"] = "providers.yaml"
+    return schema
 
 
 def parse_ref(ref: str) -> tuple[ProviderType, str]:
