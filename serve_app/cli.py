@@ -13,6 +13,7 @@
     provider-registry export [-o FILE]                        the live table as providers.yaml (admin)
     provider-registry schema [-o FILE]                        JSON Schema of providers.yaml, for editors
     provider-registry status                                  one line per provider: health, breaker, latency
+    provider-registry add-provider [--type T --name N ...]    scaffold a provider, its tests, its config entry
 
 Operations go to a running registry over its admin HTTP API (``--url``,
 default http://127.0.0.1:8000) with the token from the environment variable
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     re.add_argument("--abort", action="store_true", help="give up a re-embed in progress")
     mon = sub.add_parser("monitoring", parents=[remote])
     mon.add_argument("state", choices=["on", "off"])
+    from serve_app.scaffold import add_arguments
+
+    add_arguments(sub.add_parser("add-provider", help="scaffold a new provider, its tests and its config entry"))
     return p
 
 
@@ -139,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return _request(args, "POST", "/v1/admin/monitoring", {"enabled": args.state == "on"})
     if args.command == "reembed":
         return _reembed(args)
+    if args.command == "add-provider":
+        from serve_app.scaffold import run
+
+        return run(args)
     base = f"/v1/admin/providers/{args.type}/{args.name}"
     if args.command == "health":
         return _request(args, "GET", f"/v1/providers/{args.type}/{args.name}/health", admin=False)
