@@ -3,8 +3,8 @@
 Guarded by ``Authorization: Bearer <token>``, the token read by the router
 from the environment variable named by ``registry.admin_token_env``
 (default ``PROVIDER_REGISTRY_ADMIN_TOKEN``). No token configured: every
-admin call is refused with 403 saying how to enable it. Wrong or missing
-token: 401. The comparison is constant-time (`hmac.compare_digest`) and the
+admin call is refused with 403 saying how to enable it. No Authorization
+header: 403; a token that does not match (or another scheme): 401. The comparison is constant-time (`hmac.compare_digest`) and the
 token appears in no response, log line or error. The class-path allowlist
 applies here exactly as in the Python API (same router methods).
 """
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.http_api import (
     app,
     error_response,
+    json_body,
     json_response,
     parse_body,
     read_json_object,
@@ -29,6 +30,7 @@ from deployments.http_api import (
     validate_body,
 )
 from providers.errors import InvalidRequestError
+from providers.registry.config import ProviderSpec
 
 
 class FallbackBody(BaseModel):
@@ -48,15 +50,26 @@ class MonitoringBody(BaseModel):
     enabled: bool
 
 
+# A swap names only what changes: the spec's keys, none of them required.
+SWAP_BODY = {k: v for k, v in json_body(ProviderSpec)["requestBody"]["content"]["application/json"]["schema"].items()
+             if k != "required"}
+
+
 def admin_denied(request: Request, env_name: str) -> Response | None:
     """None when the request carries the admin token; else the 403/401 to answer."""
     expected = os.environ.get(env_name, "")
     if not expected:
         return error_response(403, f"admin endpoints are disabled: set the environment variable {env_name} "
                                    "for the registry's router (runtime_env env_vars on a cluster)", None, "admin_disabled")
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-        return error_response(401, "missing or wrong admin token (Authorization: Bearer <token>)", None, "unauthorized")
+    header = request.headers.get("authorization", "").strip()
+    if not header:  # no credentials at all: forbidden; credentials that fail: unauthorized
+        return error_response(403, "admin endpoints need the admin token (Authorization: Bearer <token>)",
+                              None, "forbidden")
+    scheme, _, given = header.partition(" ")
+    # compare_digest always, even for a wrong scheme: the time taken says nothing about the token.
+    matches = hmac.compare_digest(given.strip().encode(), expected.encode())
+    if scheme.lower() != "bearer" or not matches:
+        return error_response(401, "wrong admin token (Authorization: Bearer <token>)", None, "unauthorized")
     return None
 
 
@@ -72,7 +85,7 @@ class AdminRoutes:
         except Exception as exc:
             return registry_error_response(exc)
 
-    @app.post("/v1/admin/providers/{ptype}/{name}")
+    @app.post("/v1/admin/providers/{ptype}/{name}", openapi_extra=json_body(ProviderSpec))
     async def admin_register(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
             body = await read_json_object(request, empty_ok=True)
@@ -88,7 +101,7 @@ class AdminRoutes:
     async def admin_reload(self, request: Request, ptype: str, name: str) -> Response:
         return await self._admin(request, lambda: self.reload_provider(ptype, name))
 
-    @app.post("/v1/admin/providers/{ptype}/{name}/swap")
+    @app.post("/v1/admin/providers/{ptype}/{name}/swap", openapi_extra=json_body(SWAP_BODY, required=False))
     async def admin_swap(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
             return await self.swap_provider(ptype, name, await read_json_object(request, empty_ok=True))
@@ -103,7 +116,7 @@ class AdminRoutes:
     async def admin_delete(self, request: Request, ptype: str, name: str) -> Response:
         return await self._admin(request, lambda: self.delete_provider(ptype, name))
 
-    @app.put("/v1/admin/providers/{ptype}/{name}/fallback")
+    @app.put("/v1/admin/providers/{ptype}/{name}/fallback", openapi_extra=json_body(FallbackBody))
     async def admin_fallback(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
             body = await parse_body(request, FallbackBody)
@@ -111,7 +124,7 @@ class AdminRoutes:
 
         return await self._admin(request, op)
 
-    @app.post("/v1/admin/vector_stores/{name}/reembed")
+    @app.post("/v1/admin/vector_stores/{name}/reembed", openapi_extra=json_body(ReembedBody, required=False))
     async def admin_reembed(self, request: Request, name: str) -> Response:
         """One step of a re-embed (one batch); repeat until the answer says ``done``."""
         async def op() -> Any:
@@ -138,7 +151,7 @@ class AdminRoutes:
 
         return await self._admin(request, op)
 
-    @app.post("/v1/admin/monitoring")
+    @app.post("/v1/admin/monitoring", openapi_extra=json_body(MonitoringBody))
     async def admin_monitoring(self, request: Request) -> Response:
         async def op() -> Any:
             body = await parse_body(request, MonitoringBody)

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.admin_api import admin_denied
-from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
+from deployments.http_api import app, error_response, json_body, json_response, parse_body, registry_error_response
 from providers.errors import InvalidRequestError, ProviderNotFoundError
 from providers.interfaces.graph_engines import Entity, Relationship
 from providers.types import ProviderType
@@ -131,7 +131,7 @@ class GraphRoutes:
             raise InvalidRequestError(f"{what} needs a graph manager; this name is a bare graph engine", "name")
         return manager
 
-    @app.post("/v1/graph/{name}/entities")
+    @app.post("/v1/graph/{name}/entities", openapi_extra=json_body(EntitiesIn))
     async def http_create_entities(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             body = await parse_body(request, EntitiesIn)
@@ -159,7 +159,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/relationships")
+    @app.post("/v1/graph/{name}/relationships", openapi_extra=json_body(RelationshipsIn))
     async def http_create_relationships(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             body = await parse_body(request, RelationshipsIn)
@@ -205,7 +205,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/cypher")
+    @app.post("/v1/graph/{name}/cypher", openapi_extra=json_body(CypherIn))
     async def http_cypher(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             from providers.graph.common import is_read_only
@@ -219,7 +219,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/episodes")
+    @app.post("/v1/graph/{name}/episodes", openapi_extra=json_body(EpisodeIn))
     async def http_add_episode(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             body = await parse_body(request, EpisodeIn)

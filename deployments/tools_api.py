@@ -19,7 +19,14 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.http_api import app, json_response, parse_body, read_json_object, registry_error_response
+from deployments.http_api import (
+    app,
+    json_body,
+    json_response,
+    parse_body,
+    read_json_object,
+    registry_error_response,
+)
 from providers.errors import InvalidRequestError
 from providers.interfaces.rerankers import RerankCandidate
 from providers.registry.limits import check_text
@@ -92,7 +99,7 @@ class ToolRoutes:
     async def http_tools(self) -> Response:
         return json_response({"tools": await self.list_tools()})
 
-    @app.post("/v1/tools/{name}")
+    @app.post("/v1/tools/{name}", openapi_extra=json_body({"type": "object", "description": "The tool's arguments (GET /v1/tools lists each tool's schema)."}, required=False))
     async def http_invoke_tool(self, name: str, request: Request) -> Response:
         try:
             arguments = await read_json_object(request, empty_ok=True)
@@ -101,7 +108,7 @@ class ToolRoutes:
             return registry_error_response(_bare_path(exc), param="name")
         return json_response({"tool": name, "result": result})
 
-    @app.post("/v1/rerank")
+    @app.post("/v1/rerank", openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:
         try:
             body = await parse_body(request, RerankRequest)

@@ -29,7 +29,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.table_store import TABLE_POLL_S
-from deployments.http_api import app, error_response, json_response, parse_body, registry_error_response
+from deployments.http_api import app, error_response, json_body, json_response, parse_body, registry_error_response
 from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError, RegistryBusyError
 from providers.interfaces.vector_stores import VectorDocument
 from providers.registry.limits import check_text, check_texts
@@ -330,7 +330,7 @@ def _doc_json(doc: VectorDocument, include_embedding: bool) -> dict[str, Any]:
 class VectorStoreRoutes:
     """HTTP handlers, mixed into the router deployment."""
 
-    @app.post("/v1/vector_stores/{name}/documents")
+    @app.post("/v1/vector_stores/{name}/documents", openapi_extra=json_body(UpsertRequest))
     async def http_upsert(self, name: str, request: Request) -> Response:
         try:
             body = await parse_body(request, UpsertRequest)
@@ -350,7 +350,7 @@ class VectorStoreRoutes:
             return registry_error_response(exc, param="name")
         return json_response({"ids": ids, "count": len(ids), "embedded": len(missing)})
 
-    @app.post("/v1/vector_stores/{name}/search")
+    @app.post("/v1/vector_stores/{name}/search", openapi_extra=json_body(SearchRequest))
     async def http_search(self, name: str, request: Request) -> Response:
         try:
             body = await parse_body(request, SearchRequest)

@@ -220,11 +220,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from providers.registry.config import RegistryConfig
+    from providers.registry.config import json_schema
 
-    schema = RegistryConfig.model_json_schema(by_alias=True)
-    schema["title"] = "providers.yaml"
-    _emit(json.dumps(schema, indent=2), args.output)
+    _emit(json.dumps(json_schema(), indent=2), args.output)
     return 0
 
 
