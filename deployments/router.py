@@ -38,6 +38,7 @@ from providers.registry.limits import check_call
 from providers.registry.loading import load_provider_class
 from providers.registry.redaction import scrub_text, secret_values
 from providers.registry.routing import FallbackCaller, describe_error
+from providers.registry.results import check_result
 from providers.registry.table import Route, RouteTable, route_key
 from providers.types import ProviderType
 
@@ -255,6 +256,7 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
             except asyncio.CancelledError:
                 response.cancel()  # the deadline passed: free the provider replica too
                 raise
+            check_result(ptype, method, args, kwargs, result)  # malformed = failed: the fallback serves
             if served is not None:
                 served.append(candidate)
             return result

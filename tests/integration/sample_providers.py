@@ -29,6 +29,17 @@ class HashEmbedder(EmbeddingProvider):
         self.fail_until = float(config.get("fail_until", 0.0))
         # Health checks report unhealthy from this wall-clock time on.
         self.unhealthy_from = float(config.get("unhealthy_from", 0.0))
+        # Faults on a clock (epoch seconds), so a running replica can be told when:
+        # hang (never answer) or answer malformed vectors until then.
+        self.hang_until = float(config.get("hang_until", 0.0))
+        self.malformed_until = float(config.get("malformed_until", 0.0))
+        # A leak: every call keeps this many MiB; the health check reports unhealthy
+        # once the process has grown by max_rss_growth_mb (as a real provider
+        # watching its own memory would), so Serve replaces the replica.
+        self.leak_mb_per_call = float(config.get("leak_mb_per_call", 0.0))
+        self.max_rss_growth_mb = float(config.get("max_rss_growth_mb", 0.0))
+        self._leaked: list[bytearray] = []
+        self._rss_at_start = _rss_mb()
 
     def _vector(self, text: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -40,6 +51,14 @@ class HashEmbedder(EmbeddingProvider):
             await asyncio.sleep(self.delay_s)
         if self.fail or time.time() < self.fail_until:
             raise RuntimeError(f"{self.label} fails on purpose")
+        while time.time() < self.hang_until:
+            await asyncio.sleep(0.05)
+        if self.leak_mb_per_call:
+            chunk = bytearray(int(self.leak_mb_per_call * 2**20))
+            chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page: resident, not just reserved
+            self._leaked.append(chunk)
+        if time.time() < self.malformed_until:
+            return [np.full(self.dim - 1, np.nan, dtype=np.float32) for _ in texts[:-1] or texts]
         return [self._vector(t) for t in texts]
 
     async def embed_query(self, query: str) -> np.ndarray:
@@ -60,7 +79,17 @@ class HashEmbedder(EmbeddingProvider):
         # failures worth testing are the ones that slip past health checks.
         if self.unhealthy_from and time.time() >= self.unhealthy_from:
             return {"status": "unhealthy", "label": self.label, "error": "degraded on purpose"}
+        grown = _rss_mb() - self._rss_at_start
+        if self.max_rss_growth_mb and grown > self.max_rss_growth_mb:
+            return {"status": "unhealthy", "label": self.label,
+                    "error": f"memory grew by {grown:.0f} MiB (limit {self.max_rss_growth_mb:.0f})"}
         return {"status": "healthy", "label": self.label}
+
+
+def _rss_mb() -> float:
+    import psutil  # Ray's own dependency
+
+    return psutil.Process().memory_info().rss / 2**20
 
 
 class BrokenInitEmbedder(HashEmbedder):

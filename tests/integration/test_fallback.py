@@ -63,6 +63,25 @@ async def test_hung_primary_costs_at_most_its_deadline(registry):
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "sleepy")
 
 
+async def test_malformed_answers_are_failures_and_the_fallback_serves(registry):
+    """Wrong-length NaN vectors never reach a caller: the router checks every answer."""
+    await _register("garbled", malformed_until=time.time() + 3600)
+    try:
+        plain = await provider_registry.get_provider(ProviderType.EMBEDDING, "garbled")
+        with pytest.raises(ProviderCallError, match="malformed result: .*(vectors for|NaN)"):
+            await plain.embed_texts(["a", "b"])
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "garbled", "hash")
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "garbled", "input": ["a", "b"]})
+        assert r.status_code == 200, r.text
+        vectors = [d["embedding"] for d in r.json()["data"]]
+        assert len(vectors) == 2 and all(np.isfinite(v).all() and len(v) == 384 for v in vectors)
+        stats = (await provider_registry.get_stats())["usage_stats"]["embeddings/garbled"]
+        assert stats["failures"] >= 2
+    finally:
+        await provider_registry.set_fallback_provider(ProviderType.EMBEDDING, "garbled", [])
+        await provider_registry.delete_provider(ProviderType.EMBEDDING, "garbled")
+
+
 async def test_failure_without_fallback_is_a_clear_5xx_over_http(registry):
     await _register("doomed", fail=True)
     try:
