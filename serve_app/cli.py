@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     remote.add_argument("--url", default=os.environ.get("PROVIDER_REGISTRY_URL", "http://127.0.0.1:8000"))
     remote.add_argument("--token-env", default="PROVIDER_REGISTRY_ADMIN_TOKEN")
     for name in ("list", "stats", "status"):
-        sub.add_parser(name, parents=[remote])
+        s = sub.add_parser(name, parents=[remote])
+        s.add_argument("--json", action="store_true", help="the raw JSON instead of a table")
     b = sub.add_parser("build", help="write a Ray Serve config file from providers.yaml")
     b.add_argument("config", nargs="?", default="config/providers.yaml")
     b.add_argument("-o", "--output", default="config/serve_config.yaml")
@@ -65,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("type")
     target.add_argument("name")
     for name in ("health", "reload", "rollback", "delete"):
-        sub.add_parser(name, parents=[target])
+        s = sub.add_parser(name, parents=[target])
+        if name == "health":
+            s.add_argument("--json", action="store_true", help="the raw JSON instead of a table")
     for name in ("register", "swap"):
         s = sub.add_parser(name, parents=[target])
         s.add_argument("--class", dest="class_path", required=name == "register")
@@ -136,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return _status(args)
     if args.command == "list":
-        return _request(args, "GET", "/v1/providers", admin=False)
+        return _table_or_json(args, "/v1/providers", _providers_table)
     if args.command == "stats":
-        return _request(args, "GET", "/v1/stats", admin=False)
+        return _table_or_json(args, "/v1/stats", _stats_table)
     if args.command == "monitoring":
         return _request(args, "POST", "/v1/admin/monitoring", {"enabled": args.state == "on"})
     if args.command == "reembed":
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     base = f"/v1/admin/providers/{args.type}/{args.name}"
     if args.command == "health":
-        return _request(args, "GET", f"/v1/providers/{args.type}/{args.name}/health", admin=False)
+        return _table_or_json(args, f"/v1/providers/{args.type}/{args.name}/health", _health_table)
     if args.command in ("register", "swap"):
         body = {**_json_arg(args.spec, "--spec")}
         if args.class_path:
@@ -265,6 +268,56 @@ def _status(args: argparse.Namespace) -> int:
           f"{cache.get('misses', 0)} misses, {cache.get('errors', 0)} errors; "
           f"router replicas: {len(stats.get('scope', {}).get('router_replicas', []))}")
     return 0
+
+
+def _table_or_json(args: argparse.Namespace, path: str, render: Any) -> int:
+    """GET ``path``; print it as a table (or JSON with --json). A refusal prints the error."""
+    r = _call(args, "GET", path, admin=False)
+    if isinstance(r, int):
+        return r
+    try:
+        body = r.json()
+    except ValueError:
+        print(r.text, file=sys.stderr)
+        return 1
+    if getattr(args, "json", False) or "error" in body:
+        print(json.dumps(body, indent=2), file=sys.stdout if r.is_success else sys.stderr)
+    else:
+        print(render(body))
+    return 0 if r.is_success or (path.endswith("/health") and "status" in body) else 1
+
+
+def _format_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _providers_table(listing: dict[str, Any]) -> str:
+    rows = [("TYPE", "NAME", "VERSION", "HEALTH", "BREAKER", "CALLS", "FALLBACK", "CLASS")]
+    for ptype, providers in listing.items():
+        for name, p in providers.items():
+            rows.append((ptype, name, str(p.get("version")), str(p.get("health_status")),
+                         str((p.get("circuit_breaker") or {}).get("state")), str(p.get("usage_count", 0)),
+                         ",".join(p.get("fallback") or []) or "-", str(p.get("class"))))
+    return _format_table(rows) if len(rows) > 1 else "no providers"
+
+
+def _stats_table(stats: dict[str, Any]) -> str:
+    rows = [("PROVIDER", "CALLS", "OK", "FAILED", "FELL BACK", "AS FALLBACK", "BREAKER", "P50 MS", "P99 MS")]
+    for key, u in stats.get("usage_stats", {}).items():
+        lat = u.get("latency_ms") or {}
+        rows.append((key, str(u.get("calls", 0)), str(u.get("successes", 0)), str(u.get("failures", 0)),
+                     str(u.get("fell_back", 0)), str(u.get("served_as_fallback", 0)),
+                     str((u.get("circuit_breaker") or {}).get("state")), _ms(lat.get("p50")), _ms(lat.get("p99"))))
+    cache = stats.get("embedding_cache") or {}
+    return _format_table(rows) + (f"\n\nembedding cache: hit ratio {cache.get('hit_ratio')}, "
+                                  f"{cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses")
+
+
+def _health_table(report: dict[str, Any]) -> str:
+    rows = [("KEY", "VALUE")] + [(str(k), json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+                                 for k, v in report.items()]
+    return _format_table(rows)
 
 
 def _ms(value: Any) -> str:

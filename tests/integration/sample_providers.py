@@ -40,6 +40,19 @@ class HashEmbedder(EmbeddingProvider):
         self.max_rss_growth_mb = float(config.get("max_rss_growth_mb", 0.0))
         self._leaked: list[bytearray] = []
         self._rss_at_start = _rss_mb()
+        # A file whose text names the fault to act out now ("hang", "malformed",
+        # "fail", "leak" or nothing): lets a benchmark switch faults on running
+        # replicas instantly, without a redeploy. Replicas share the machine's disk.
+        self.fault_file = str(config.get("fault_file", ""))
+
+    def _fault(self) -> str:
+        if not self.fault_file:
+            return ""
+        try:
+            with open(self.fault_file, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError:
+            return ""
 
     def _vector(self, text: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -49,15 +62,17 @@ class HashEmbedder(EmbeddingProvider):
     async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.fail or time.time() < self.fail_until:
+        fault = self._fault()
+        if self.fail or time.time() < self.fail_until or fault == "fail":
             raise RuntimeError(f"{self.label} fails on purpose")
-        while time.time() < self.hang_until:
+        while time.time() < self.hang_until or fault == "hang":
             await asyncio.sleep(0.05)
-        if self.leak_mb_per_call:
+            fault = self._fault()
+        if self.leak_mb_per_call and (not self.fault_file or fault == "leak"):
             chunk = bytearray(int(self.leak_mb_per_call * 2**20))
             chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page: resident, not just reserved
             self._leaked.append(chunk)
-        if time.time() < self.malformed_until:
+        if time.time() < self.malformed_until or fault == "malformed":
             return [np.full(self.dim - 1, np.nan, dtype=np.float32) for _ in texts[:-1] or texts]
         return [self._vector(t) for t in texts]
 

@@ -33,12 +33,21 @@ def test_cli_operations(registry):
     assert r.returncode == 0 and json.loads(r.stdout)["version"] == 2, r.stderr
     assert cli(registry, "rollback", "embeddings", "cli-made").returncode == 0
     assert cli(registry, "fallback", "embeddings", "cli-made", "hash").returncode == 0
-    listed = json.loads(cli(registry, "list", token=False).stdout)["embeddings"]["cli-made"]
+    listed = json.loads(cli(registry, "list", "--json", token=False).stdout)["embeddings"]["cli-made"]
     assert listed["version"] == 3 and listed["fallback"] == ["hash"] and listed["config"] == {"dimension": 8}
-    assert json.loads(cli(registry, "health", "embeddings", "cli-made", token=False).stdout)["status"] == "healthy"
+    table = cli(registry, "list", token=False).stdout.splitlines()
+    assert table[0].split()[:5] == ["TYPE", "NAME", "VERSION", "HEALTH", "BREAKER"]
+    row = next(line.split() for line in table if line.split()[:2] == ["embeddings", "cli-made"])
+    assert row[2] == "3" and row[4] == "closed" and row[6] == "hash", row
+    health = json.loads(cli(registry, "health", "embeddings", "cli-made", "--json", token=False).stdout)
+    assert health["status"] == "healthy"
+    assert "status  healthy" in cli(registry, "health", "embeddings", "cli-made", token=False).stdout
+    stats_table = cli(registry, "stats", token=False).stdout
+    assert stats_table.splitlines()[0].split()[:4] == ["PROVIDER", "CALLS", "OK", "FAILED"]
+    assert "embeddings/cli-made" in stats_table and "embedding cache: hit ratio" in stats_table
     assert cli(registry, "fallback", "embeddings", "cli-made").returncode == 0
     assert cli(registry, "delete", "embeddings", "cli-made").returncode == 0
-    stats = json.loads(cli(registry, "stats", token=False).stdout)
+    stats = json.loads(cli(registry, "stats", "--json", token=False).stdout)
     assert "embeddings/cli-made" not in stats["usage_stats"]
 
 
