@@ -24,8 +24,6 @@ from deployments.http_api import (
     error_response,
     json_body,
     json_response,
-    parse_body,
-    read_json_object,
     registry_error_response,
     validate_body,
 )
@@ -88,7 +86,7 @@ class AdminRoutes:
     @app.post("/v1/admin/providers/{ptype}/{name}", openapi_extra=json_body(ProviderSpec))
     async def admin_register(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            body = await read_json_object(request, empty_ok=True)
+            body = await self.read_json(request, empty_ok=True)
             if "class" not in body:
                 raise InvalidRequestError("is required", "class")
             class_path = body.pop("class")
@@ -104,7 +102,7 @@ class AdminRoutes:
     @app.post("/v1/admin/providers/{ptype}/{name}/swap", openapi_extra=json_body(SWAP_BODY, required=False))
     async def admin_swap(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            return await self.swap_provider(ptype, name, await read_json_object(request, empty_ok=True))
+            return await self.swap_provider(ptype, name, await self.read_json(request, empty_ok=True))
 
         return await self._admin(request, op)
 
@@ -119,7 +117,7 @@ class AdminRoutes:
     @app.put("/v1/admin/providers/{ptype}/{name}/fallback", openapi_extra=json_body(FallbackBody))
     async def admin_fallback(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            body = await parse_body(request, FallbackBody)
+            body = await self.parse_body(request, FallbackBody)
             return await self.set_fallback_provider(ptype, name, body.fallback)
 
         return await self._admin(request, op)
@@ -128,7 +126,7 @@ class AdminRoutes:
     async def admin_reembed(self, request: Request, name: str) -> Response:
         """One step of a re-embed (one batch); repeat until the answer says ``done``."""
         async def op() -> Any:
-            body = validate_body(await read_json_object(request, empty_ok=True), ReembedBody)
+            body = validate_body(await self.read_json(request, empty_ok=True), ReembedBody)
             return await self.reembed_step(name, body.embedder, body.target, body.batch_size)
 
         return await self._admin(request, op)
@@ -154,7 +152,7 @@ class AdminRoutes:
     @app.post("/v1/admin/monitoring", openapi_extra=json_body(MonitoringBody))
     async def admin_monitoring(self, request: Request) -> Response:
         async def op() -> Any:
-            body = await parse_body(request, MonitoringBody)
+            body = await self.parse_body(request, MonitoringBody)
             return await self.set_monitoring(body.enabled)
 
         return await self._admin(request, op)

@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any
 
+from deployments.logs import app_log, provider_log
 from providers.errors import ConfigError, DeploymentError, InsufficientResourcesError
 from providers.registry.config import DeploymentOptions
 from providers.registry.loading import load_provider_class
@@ -43,7 +44,8 @@ def serve_status() -> Any:
         return serve.status()
 
 
-def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str]) -> dict[str, Any]:
+def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str],
+                      log_encoding: str = "TEXT") -> dict[str, Any]:
     """Arguments of `serve_app.builders.build_provider_app` (JSON-able, for Serve configs too)."""
     return {
         "registry_app": registry_app,
@@ -52,6 +54,7 @@ def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[st
         "version": route.version,
         "spec": route.spec.model_dump(mode="json", by_alias=True),
         "allowed_prefixes": list(allowed_prefixes),
+        "log_encoding": log_encoding,
     }
 
 
@@ -111,7 +114,8 @@ def check_replica_limit(route: Route, allowed_prefixes: list[str]) -> None:
             f"its data), and {wanted} were asked for", f"{route.type.value}.providers.{route.name}.deployment.{key}")
 
 
-def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True) -> str:
+def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True,
+                    log_encoding: str = "TEXT") -> str:
     """Deploy one version of a provider and wait until it is RUNNING."""
     from ray import serve
 
@@ -122,8 +126,9 @@ def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str]
         check_resources(route)
     app_name = app_name_of(route, registry_app)
     with _BUILD_LOCK:
-        app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes))
-        logger.info("deploying %s", app_name)
+        app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes, log_encoding))
+        provider_log(logger, logging.INFO, "deploying as application %s", app_name,
+                     ptype=route.type, name=route.name, version=route.version)
         serve._run(app, name=app_name, route_prefix=None, _blocking=False)
     wait_running(app_name, timeout_s, who=f"{route.type.value} provider {route.name!r}")
     return app_name
@@ -165,11 +170,13 @@ def delete_blocking(app_name: str) -> None:
     try:
         serve.delete(app_name, _blocking=True)
     except Exception as exc:  # deleting is best effort; the caller reports the real error
-        logger.warning("could not delete %s: %s", app_name, exc)
+        app_log(logger, logging.WARNING, "could not delete application %s: %s", app_name, exc, app_name=app_name)
 
 
-async def deploy(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True) -> str:
-    return await asyncio.to_thread(deploy_blocking, route, registry_app, allowed_prefixes, timeout_s, check)
+async def deploy(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True,
+                 log_encoding: str = "TEXT") -> str:
+    return await asyncio.to_thread(deploy_blocking, route, registry_app, allowed_prefixes, timeout_s, check,
+                                   log_encoding)
 
 
 async def delete(app_name: str) -> None:

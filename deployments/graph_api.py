@@ -20,9 +20,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.admin_api import admin_denied
-from deployments.http_api import app, error_response, json_body, json_response, parse_body, registry_error_response
+from deployments.http_api import app, error_response, json_body, json_response, registry_error_response, rename_field
 from providers.errors import InvalidRequestError, ProviderNotFoundError
 from providers.interfaces.graph_engines import Entity, Relationship
+from providers.registry.limits import check_chars
 from providers.types import ProviderType
 
 ENGINE, MANAGER = ProviderType.GRAPH_ENGINE, ProviderType.GRAPH_MANAGER
@@ -61,7 +62,7 @@ class EntityIn(BaseModel):
 
 class EntitiesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    entities: list[EntityIn] = Field(..., min_length=1, max_length=10_000)
+    entities: list[EntityIn] = Field(..., min_length=1)  # how many: registry.max_items_per_request
 
 
 class RelationshipIn(BaseModel):
@@ -78,18 +79,18 @@ class RelationshipIn(BaseModel):
 
 class RelationshipsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    relationships: list[RelationshipIn] = Field(..., min_length=1, max_length=10_000)
+    relationships: list[RelationshipIn] = Field(..., min_length=1)
 
 
 class CypherIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    query: str = Field(..., min_length=1, max_length=100_000)
+    query: str = Field(..., min_length=1)  # how long: registry.max_chars_per_text
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class EpisodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    content: str = Field(..., min_length=1, max_length=100_000)
+    content: str = Field(..., min_length=1)
     timestamp: datetime | None = None
     entities: list[dict[str, Any]] | None = None
     relationships: list[dict[str, Any]] | None = None
@@ -115,11 +116,14 @@ class GraphRoutes:
         known = sorted(set(self.table.names(ENGINE)) | set(self.table.names(MANAGER)))
         raise ProviderNotFoundError(f"no graph engine or manager named {name!r}; known: {known or 'none'}")
 
-    async def _graph(self, name: str, op: Any) -> Response:
+    async def _graph(self, name: str, op: Any, renames: dict[str, str] | None = None) -> Response:
+        """``renames``: the Python argument an error names -> the query parameter the caller sent."""
         try:
             engine, manager = await self._graph_target(name)
             result = await op(engine, manager)
         except Exception as exc:
+            for old, new in (renames or {}).items():
+                exc = rename_field(exc, old, new)
             return registry_error_response(exc, param="name")
         if isinstance(result, Response):
             return result
@@ -134,7 +138,7 @@ class GraphRoutes:
     @app.post("/v1/graph/{name}/entities", openapi_extra=json_body(EntitiesIn))
     async def http_create_entities(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await parse_body(request, EntitiesIn)
+            body = await self.parse_body(request, EntitiesIn)
             ents = [Entity(**e.model_dump()) for e in body.entities]
             return {"ids": await self.call(ENGINE, engine, "create_entities", [ents])}
 
@@ -153,8 +157,8 @@ class GraphRoutes:
     @app.get("/v1/graph/{name}/entities")
     async def http_find_entities(self, name: str, entity_type: str | None = None, limit: int = 100) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            if not 1 <= limit <= 10_000:
-                raise InvalidRequestError("must be from 1 to 10000", "limit")
+            if limit < 1:  # the upper bounds: registry.max_top_k, the engine's config.max_limit
+                raise InvalidRequestError("must be a positive integer", "limit")
             return {"entities": await self.call(ENGINE, engine, "find_entities", [entity_type, None, limit])}
 
         return await self._graph(name, op)
@@ -162,7 +166,7 @@ class GraphRoutes:
     @app.post("/v1/graph/{name}/relationships", openapi_extra=json_body(RelationshipsIn))
     async def http_create_relationships(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await parse_body(request, RelationshipsIn)
+            body = await self.parse_body(request, RelationshipsIn)
             rels = [Relationship(**r.model_dump()) for r in body.relationships]
             return {"ids": await self.call(ENGINE, engine, "create_relationships", [rels])}
 
@@ -192,7 +196,7 @@ class GraphRoutes:
             return {"entities": await self.call(ENGINE, engine, "get_connected_entities",
                                                 [entity_id, relationship_type, depth])}
 
-        return await self._graph(name, op)
+        return await self._graph(name, op, {"max_depth": "depth"})
 
     @app.get("/v1/graph/{name}/path")
     async def http_path(self, name: str, source: str, target: str, max_depth: int = 3) -> Response:
@@ -210,7 +214,8 @@ class GraphRoutes:
         async def op(engine: str, manager: str | None) -> Any:
             from providers.graph.common import is_read_only
 
-            body = await parse_body(request, CypherIn)
+            body = await self.parse_body(request, CypherIn)
+            check_chars(body.query, "query", self.settings.max_chars_per_text)  # before lexing it
             admin = admin_denied(request, self.settings.admin_token_env) is None
             if not admin and not is_read_only(body.query):
                 raise InvalidRequestError("write clauses need the admin token (Authorization: Bearer ...); "
@@ -222,7 +227,7 @@ class GraphRoutes:
     @app.post("/v1/graph/{name}/episodes", openapi_extra=json_body(EpisodeIn))
     async def http_add_episode(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await parse_body(request, EpisodeIn)
+            body = await self.parse_body(request, EpisodeIn)
             when = body.timestamp or datetime.now().astimezone()
             return await self.call(MANAGER, self._need_manager(manager, "episodes"), "add_episode",
                                    [body.content, when, body.entities, body.relationships, body.source])
@@ -259,4 +264,4 @@ class GraphRoutes:
             return await self.call(MANAGER, self._need_manager(manager, "as_of"), "get_graph_as_of",
                                    [when, entity_id, depth])
 
-        return await self._graph(name, op)
+        return await self._graph(name, op, {"max_depth": "depth"})

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from providers.errors import InvalidRequestError, RegistryError
+from providers.errors import InvalidRequestError, RegistryError, RequestTooLargeError
 from providers.registry.limits import check_texts
 from providers.types import ProviderType
 
@@ -118,9 +118,29 @@ def registry_error_response(exc: BaseException, param: str | None = None) -> Res
     return error_response(503, f"registry error: {type(err).__name__}", None, "internal")
 
 
-async def read_json_object(request: Request, empty_ok: bool = False) -> dict[str, Any]:
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, refused (413) past ``max_bytes``: on the declared Content-Length
+    before reading anything, and while reading a body that declares none
+    (chunked), so no caller makes the router buffer more than the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(f"is {int(declared)} bytes", max_bytes)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(f"is over {max_bytes} bytes", max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(what: str, max_bytes: int) -> RequestTooLargeError:
+    return RequestTooLargeError(f"{what}; the limit is {max_bytes} (registry.max_request_bytes)", "body")
+
+
+async def read_json_object(request: Request, max_bytes: int, empty_ok: bool = False) -> dict[str, Any]:
     """The body as a JSON object, whatever Content-Type says; errors name ``body``."""
-    raw = await request.body()
+    raw = await read_body(request, max_bytes)
     if empty_ok and not raw.strip():
         return {}
     try:
@@ -132,8 +152,8 @@ async def read_json_object(request: Request, empty_ok: bool = False) -> dict[str
     return data
 
 
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    return validate_body(await read_json_object(request), model)
+async def parse_body(request: Request, model: type[BaseModel], max_bytes: int) -> Any:
+    return validate_body(await read_json_object(request, max_bytes), model)
 
 
 def validate_body(data: dict[str, Any], model: type[BaseModel]) -> Any:
@@ -172,14 +192,21 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 class HttpRoutes:
     """Route handlers, mixed into the router deployment (`deployments.router`)."""
 
+    # Every handler reads its body through these two, with the registry's size limit.
+    async def parse_body(self, request: Request, model: type[BaseModel]) -> Any:
+        return await parse_body(request, model, self.settings.max_request_bytes)
+
+    async def read_json(self, request: Request, empty_ok: bool = False) -> dict[str, Any]:
+        return await read_json_object(request, self.settings.max_request_bytes, empty_ok)
+
     @app.post("/v1/embeddings", openapi_extra=json_body(EmbeddingsRequest))
     async def embeddings(self, request: Request) -> Response:
         # The body is parsed here, not by FastAPI, so that a client that omits
         # Content-Type (curl -d does) is still understood, and errors keep our shape.
         try:
-            body = await parse_body(request, EmbeddingsRequest)
+            body = await self.parse_body(request, EmbeddingsRequest)
         except InvalidRequestError as exc:
-            return error_response(400, str(exc), exc.field, "invalid_request")
+            return error_response(exc.http_status, str(exc), exc.field, "invalid_request")
         texts = [body.input] if isinstance(body.input, str) else body.input
         try:
             if texts and all(isinstance(t, int) for t in texts):
@@ -188,7 +215,7 @@ class HttpRoutes:
             check_texts(texts, "input", s.max_texts_per_request, s.max_chars_per_text)
             vectors = await self.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
         except Exception as exc:
-            return registry_error_response(_rename(exc, "texts", "input"), param="model")
+            return registry_error_response(rename_field(exc, "texts", "input"), param="model")
         matrix = np.asarray(vectors, dtype=np.float32)
         if body.dimensions is not None and body.dimensions != matrix.shape[1]:
             return error_response(400, f"dimensions: provider {body.model!r} returns {matrix.shape[1]}", "dimensions")
@@ -231,8 +258,11 @@ class HttpRoutes:
         return json_response({"status": "ok", "providers": len(self.table.routes), "revision": self.table.revision})
 
 
-def _rename(exc: BaseException, old: str, new: str) -> BaseException:
-    """Errors checked by the shared limits name the Python argument; HTTP callers sent ``input``."""
-    if isinstance(exc, InvalidRequestError) and exc.field and exc.field.startswith(old):
-        return InvalidRequestError(str(exc).split(": ", 1)[-1], new + exc.field[len(old):])
+def rename_field(exc: BaseException, old: str, new: str) -> BaseException:
+    """Errors checked by the shared limits (or a provider) name the Python argument;
+    HTTP callers sent another field (``input`` for ``texts``)."""
+    cause = getattr(exc, "cause", None)  # raised in a replica: Ray's wrapper keeps it as .cause
+    err = cause if isinstance(cause, InvalidRequestError) else exc
+    if isinstance(err, InvalidRequestError) and err.field and err.field.startswith(old):
+        return type(err)(str(err).split(": ", 1)[-1], new + err.field[len(old):])
     return exc

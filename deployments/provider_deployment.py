@@ -5,6 +5,11 @@ every replica is a fresh process), initializes it from ``user_config``, and
 answers ``invoke(method, args, kwargs)`` for the methods of its type's
 interface. ``embed_texts`` goes through ``@serve.batch``: concurrent requests
 are merged into one model call, worth about 3x on CPU for MiniLM.
+
+Every line of the replica's Serve log names the provider (``[embeddings/minilm
+v3]``, and ``provider_type``/``provider_name``/``provider_version`` fields in
+JSON) and is scrubbed of the config's secrets (`deployments.logs`): Serve's
+own lines and what the provider's code logs through ``logging`` alike.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from deployments.logs import install_log_filter, package_of, provider_fields, route_provider_logs
 from providers.errors import InvalidRequestError
 from providers.interfaces import shape_of
 from providers.registry.config import BatchingOptions, parse_provider_config, ProviderConfig
 from providers.registry.loading import load_provider_class
+from providers.registry.redaction import scrub_text, secret_values
 from providers.types import ProviderType
 
 logger = logging.getLogger("ray.serve")
@@ -34,9 +41,14 @@ class ProviderUserConfig(ProviderConfig):
 
 class ProviderDeployment:
     def __init__(self, provider_type: str, name: str, class_path: str, allowed_prefixes: list[str],
-                 registry_app: str = "registry") -> None:
+                 registry_app: str = "registry", version: int | None = None) -> None:
         self.ptype = ProviderType.parse(provider_type)
         self.name = name
+        self.version = version
+        self._secrets: set[str] = set()  # of the current config; read by the log filter on every line
+        if _in_replica():  # a plain object (a unit test) leaves its process's logging alone
+            install_log_filter(provider_fields(self.ptype, name, version), lambda: self._secrets)
+            route_provider_logs([package_of(class_path)])
         self.registry_app = registry_app
         self._registry: Any = None
         self.class_path = class_path
@@ -56,6 +68,9 @@ class ProviderDeployment:
         """
         uc = parse_provider_config(ProviderUserConfig, user_config, path="user_config")
         async with self._swap_lock:
+            # The new config's secrets are scrubbed from its initialization's logs too;
+            # the old ones stay scrubbed (the old instance may still log while closing).
+            self._secrets = self._secrets | secret_values(uc.config)
             fresh = self.cls()
             fresh.registry = self._dependency_resolver()
             await fresh.initialize(dict(uc.config))
@@ -63,6 +78,7 @@ class ProviderDeployment:
             self.batching = uc.batching
             self._batched_embed.set_max_batch_size(uc.batching.max_batch_size)
             self._batched_embed.set_batch_wait_timeout_s(uc.batching.batch_wait_timeout_s)
+        logger.info("%s ready (%s)", "reconfigured" if old is not None else "initialized", self.class_path)
         if old is not None:
             await _close(old)
 
@@ -123,11 +139,20 @@ class ProviderDeployment:
         """Serve's replica health check: the provider's own verdict."""
         report = await self.provider.health_check()
         if not isinstance(report, dict) or report.get("status") != "healthy":
-            raise RuntimeError(f"{self.ptype.value}/{self.name} unhealthy: {report}")
+            # Serve's controller logs this text, outside this replica's log filter: scrub it here.
+            raise RuntimeError(scrub_text(f"{self.ptype.value}/{self.name} unhealthy: {report}", self._secrets))
 
     async def __del__(self) -> None:  # Serve awaits this when a replica is stopped
         if self.provider is not None:
             await _close(self.provider)
+
+
+def _in_replica() -> bool:
+    try:
+        serve.get_replica_context()
+    except Exception:  # RayServeException: not inside a Serve replica
+        return False
+    return True
 
 
 async def _close(provider: Any) -> None:

@@ -21,9 +21,11 @@ import logging
 from typing import Any
 
 from deployments import deployer
+from deployments.logs import app_log, provider_log
 from providers.errors import ConfigError, DeploymentError
 from providers.registry.config import parse_spec
 from providers.registry.loading import load_provider_class
+from providers.registry.routing import describe_error
 from providers.registry.table import Route, route_key
 from providers.types import ProviderType
 
@@ -69,7 +71,8 @@ class RolloutOps:
             back = Route(type=ptype, name=name, spec=current.previous, version=current.version + 1,
                          source=current.source, previous=current.spec)
             await self._roll_out(current, back)
-        logger.warning("rolled back %s to its previous spec (v%d): %s", current.key, back.version, reason)
+        provider_log(logger, logging.WARNING, "rolled back from v%d to its previous spec: %s", current.version,
+                     self.scrub(reason), ptype=ptype, name=name, version=back.version)
         return {"provider": current.key, "version": back.version, "rolled_back_from": current.version, "reason": reason}
 
     async def _roll_out(self, old: Route, new: Route) -> Route:
@@ -105,7 +108,9 @@ class RolloutOps:
                 try:
                     await self.rollback_provider(route.type, route.name, reason=reason)
                 except Exception as exc:  # the watcher must never crash the router
-                    logger.error("automatic rollback of %s failed: %s", route.key, exc)
+                    provider_log(logger, logging.ERROR, "automatic rollback failed: %s",
+                                 self.scrub(describe_error(exc)), ptype=route.type, name=route.name,
+                                 version=route.version)
                 return
 
     # -- orphans --------------------------------------------------------------------------
@@ -138,7 +143,7 @@ class RolloutOps:
         if due:
             async with self._mutating():
                 for app in set(due) - self._named_apps():
-                    logger.warning("deleting orphaned provider application %s", app)
+                    app_log(logger, logging.WARNING, "deleting orphaned provider application %s", app, app_name=app)
                     await deployer.delete(app)
                     first_seen.pop(app, None)
                     deleted.append(app)

@@ -22,6 +22,7 @@ from ray import serve
 from deployments import deployer
 from deployments.admin_api import AdminRoutes
 from deployments.http_api import HttpRoutes, app
+from deployments.logs import install_router_logging
 from deployments.metrics import RouterMetrics
 from deployments.observability import ObservabilityOps
 from deployments.rollout import RolloutOps
@@ -86,6 +87,7 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
         self.replica_id = serve.get_replica_context().replica_id.unique_id
         self.stats_store = StatsStore(self.settings.app_name)
         self._install(self.table)
+        install_router_logging(lambda: self.secrets)  # every log line scrubbed of the providers' secrets
         self._follower = asyncio.create_task(self._follow_table())
         self._publisher = asyncio.create_task(self._publish_stats_loop())
         self._sweeper = asyncio.create_task(self._sweep_orphans_loop())
@@ -188,11 +190,10 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
         ptype = ProviderType.parse(ptype)
         args, kwargs = list(args or []), dict(kwargs or {})
         route = await self._route(ptype, name)
-        check_call(method, args, kwargs, self.settings.max_texts_per_request, self.settings.max_chars_per_text)
+        check_call(method, args, kwargs, self.settings)
         if ptype is ProviderType.EMBEDDING and method in EMBED_METHODS and len(args) == 1 and not kwargs:
             return await self.embed(name, method, args[0], use_fallback)
-        if ptype is ProviderType.TOOL and method == "invoke":
-            await self._check_tool_arguments(route, args, kwargs)
+        await self._check_arguments(route, method, args, kwargs)  # tools' schemas, rerankers' max_candidates
         return await self._call_chain(ptype, name, method, args, kwargs, use_fallback)
 
     async def embed(self, name: str, method: str, payload: Any, use_fallback: bool = True,
@@ -340,7 +341,8 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
     async def _deploy(self, route: Route) -> None:
         try:
             await deployer.deploy(route, self.settings.app_name, self.allowed,
-                                  self.settings.deploy_timeout_s, self.settings.check_resources)
+                                  self.settings.deploy_timeout_s, self.settings.check_resources,
+                                  self.settings.log_encoding)
         except DeploymentError as exc:
             raise type(exc)(self.scrub(str(exc))) from None
 

@@ -3,7 +3,11 @@
 A tool's arguments are validated in the router against the JSON Schema the
 tool publishes (``get_input_schema``), for HTTP and Python callers alike,
 before any provider sees them: a bad argument is a 400 naming its path
-(``arguments.memories[0].content``), never a failure inside a replica.
+(``arguments.memories[0].content``), never a failure inside a replica. A
+limit of the schema (``maxItems``, ``maximum``, ...) is named with the tool,
+and every string and list must also keep within the registry's limits.
+A reranker's own ``get_max_candidates()`` is checked here too, before the
+candidates travel to it.
 
 ``POST /v1/rerank`` follows Cohere's and Jina's shape: ``{model, query,
 documents, top_n, return_documents}`` -> ``{results: [{index,
@@ -19,25 +23,23 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.http_api import (
-    app,
-    json_body,
-    json_response,
-    parse_body,
-    read_json_object,
-    registry_error_response,
-)
+from deployments.http_api import app, json_body, json_response, registry_error_response, rename_field
 from providers.errors import InvalidRequestError
 from providers.interfaces.rerankers import RerankCandidate
-from providers.registry.limits import check_text
+from providers.registry.limits import check_text, check_tree, limit_error
 from providers.registry.table import Route
 from providers.types import ProviderType
 
 TOOL = ProviderType.TOOL
+RERANK_METHODS = {"rerank": "candidates", "rerank_with_fusion": "candidates", "batch_score_pairs": "documents"}
+# JSON Schema keywords that bound a size: their errors name the keyword and the tool.
+LIMIT_KEYWORDS = ("maxItems", "maxLength", "maxProperties", "maximum", "exclusiveMaximum")
 
 
-def schema_error(schema: dict[str, Any], arguments: Any, root: str = "arguments") -> InvalidRequestError | None:
-    """The first way ``arguments`` breaks ``schema``, naming the exact path; None if valid."""
+def schema_error(schema: dict[str, Any], arguments: Any, root: str = "arguments",
+                 owner: str = "the input schema") -> InvalidRequestError | None:
+    """The first way ``arguments`` breaks ``schema``, naming the exact path; None if valid.
+    ``owner`` names the schema in the message of a broken limit."""
     from jsonschema import Draft202012Validator
 
     validator = Draft202012Validator(schema)
@@ -55,20 +57,55 @@ def schema_error(schema: dict[str, Any], arguments: Any, root: str = "arguments"
         extra = sorted(k for k in err.instance if k not in known)
         if extra:
             return InvalidRequestError("unknown argument", f"{path}.{extra[0]}")
+    if err.validator in LIMIT_KEYWORDS:
+        return limit_error(_size(err.validator, err.instance), err.validator_value, f"{err.validator} in {owner}", path)
     return InvalidRequestError(err.message[:300], path)
+
+
+def _size(keyword: str, instance: Any) -> str:
+    """What was sent, in the words of the other limits' errors (``has 300 items``)."""
+    if keyword == "maxItems":
+        return f"has {len(instance)} items"
+    if keyword == "maxLength":
+        return f"has {len(instance)} characters"
+    if keyword == "maxProperties":
+        return f"has {len(instance)} properties"
+    return f"is {instance}"
 
 
 class ToolOps:
     """Needs from the host: describe, call, _route, table, settings."""
+
+    async def _check_arguments(self, route: Route, method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Checks that need the provider's own answers (read once per version by ``describe``)."""
+        if route.type is TOOL and method == "invoke":
+            await self._check_tool_arguments(route, args, kwargs)
+        elif route.type is ProviderType.RERANKER and method in RERANK_METHODS:
+            await self._check_max_candidates(route, RERANK_METHODS[method], args, kwargs)
 
     async def _check_tool_arguments(self, route: Route, args: list[Any], kwargs: dict[str, Any]) -> None:
         arguments = args[0] if args else kwargs.get("arguments")
         if not isinstance(arguments, dict):
             raise InvalidRequestError(f"must be an object, got {type(arguments).__name__}", "arguments")
         info = await self.describe(TOOL, route.name)
-        problem = schema_error(info["getters"].get("get_input_schema") or {}, arguments)
+        problem = schema_error(info["getters"].get("get_input_schema") or {}, arguments,
+                               owner=f"the input schema of {route.name}")
         if problem is not None:
             raise problem
+        check_tree(arguments, "arguments", self.settings)
+
+    async def _check_max_candidates(self, route: Route, field: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Refuse what the reranker would refuse, before the candidates travel to its replica."""
+        candidates = args[1] if len(args) > 1 else kwargs.get(field)
+        if not isinstance(candidates, (list, tuple)):
+            return  # the reranker names the type error
+        try:
+            limit = (await self.describe(ProviderType.RERANKER, route.name))["getters"].get("get_max_candidates")
+        except Exception:  # cannot ask it now: its own check still applies, and a fallback may serve
+            return
+        if isinstance(limit, int) and len(candidates) > limit:
+            raise limit_error(f"has {len(candidates)} candidates", limit,
+                              f"config.max_candidates of reranker {route.name!r}", field)
 
     async def list_tools(self) -> list[dict[str, Any]]:
         tools = []
@@ -102,7 +139,7 @@ class ToolRoutes:
     @app.post("/v1/tools/{name}", openapi_extra=json_body({"type": "object", "description": "The tool's arguments (GET /v1/tools lists each tool's schema)."}, required=False))
     async def http_invoke_tool(self, name: str, request: Request) -> Response:
         try:
-            arguments = await read_json_object(request, empty_ok=True)
+            arguments = await self.read_json(request, empty_ok=True)
             result = await self.call(TOOL, name, "invoke", [arguments])
         except Exception as exc:
             return registry_error_response(_bare_path(exc), param="name")
@@ -111,14 +148,14 @@ class ToolRoutes:
     @app.post("/v1/rerank", openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:
         try:
-            body = await parse_body(request, RerankRequest)
+            body = await self.parse_body(request, RerankRequest)
             s = self.settings
             check_text(body.query, "query", s.max_chars_per_text)
             if not body.documents:
                 raise InvalidRequestError("must not be empty", "documents")
             if len(body.documents) > s.max_texts_per_request:
-                raise InvalidRequestError(f"has {len(body.documents)} documents; the limit is "
-                                          f"{s.max_texts_per_request} (max_texts_per_request)", "documents")
+                raise limit_error(f"has {len(body.documents)} documents", s.max_texts_per_request,
+                                  "registry.max_texts_per_request", "documents")
             texts = []
             for i, doc in enumerate(body.documents):
                 text = doc.get("text") if isinstance(doc, dict) else doc
@@ -127,8 +164,8 @@ class ToolRoutes:
             candidates = [RerankCandidate(id=str(i), content=t) for i, t in enumerate(texts)]
             ranked = await self.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
                                      {"top_k": body.top_n})
-        except Exception as exc:
-            return registry_error_response(exc, param="model")
+        except Exception as exc:  # the limits name the Python argument, candidates[i]; HTTP sent documents[i]
+            return registry_error_response(rename_field(exc, "candidates", "documents"), param="model")
         results = [{"index": int(r.id), "relevance_score": float(r.final_score),
                     **({"document": {"text": texts[int(r.id)]}} if body.return_documents else {})} for r in ranked]
         return json_response({"id": str(uuid.uuid4()), "model": body.model, "results": results,

@@ -28,11 +28,12 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.logs import provider_log
 from deployments.table_store import TABLE_POLL_S
-from deployments.http_api import app, error_response, json_body, json_response, parse_body, registry_error_response
+from deployments.http_api import app, error_response, json_body, json_response, registry_error_response
 from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError, RegistryBusyError
 from providers.interfaces.vector_stores import VectorDocument
-from providers.registry.limits import check_text, check_texts
+from providers.registry.limits import check_call, check_text, limit_error
 from providers.registry.loading import load_provider_class
 from providers.registry.table import Route
 from providers.types import ProviderType
@@ -261,7 +262,8 @@ class VectorStoreOps:
                                                       "metadata": metadata}, watch=False)
         await self._store_call(await self._route(VS, name), "set_embedding_space", space, replace=True)
         collection = self._store_class(staging).collection_of(staging.spec.config)
-        logger.info("re-embedded vector store %s into %s with %s", name, collection, describe_space(space))
+        provider_log(logger, logging.INFO, "re-embedded into collection %s with %s", collection,
+                     describe_space(space), ptype=VS, name=name, version=swapped.get("version"))
         return {**swapped, "collection": collection, "space": space}
 
     def _store_class(self, route: Route) -> Any:
@@ -333,16 +335,19 @@ class VectorStoreRoutes:
     @app.post("/v1/vector_stores/{name}/documents", openapi_extra=json_body(UpsertRequest))
     async def http_upsert(self, name: str, request: Request) -> Response:
         try:
-            body = await parse_body(request, UpsertRequest)
+            body = await self.parse_body(request, UpsertRequest)
             await self._route(VS, name)
             docs = [VectorDocument(id=d.id or str(uuid.uuid4()), content=d.content, embedding=d.embedding,
                                    metadata=d.metadata, created_at=d.created_at) for d in body.documents]
+            # The limits of store_documents, before any embedding work is spent on a batch they refuse.
+            check_call("store_documents", [docs], {}, self.settings)
             missing = [i for i, d in enumerate(docs) if d.embedding is None]
             if missing:
                 s = self.settings
-                texts = check_texts([docs[i].content for i in missing], "documents", s.max_texts_per_request,
-                                    s.max_chars_per_text)
-                vectors = await self.embed_for_store(name, texts)
+                if len(missing) > s.max_texts_per_request:  # each one a model forward pass
+                    raise limit_error(f"has {len(missing)} documents without an embedding to embed",
+                                      s.max_texts_per_request, "registry.max_texts_per_request", "documents")
+                vectors = await self.embed_for_store(name, [docs[i].content for i in missing])
                 for i, vector in zip(missing, vectors):
                     docs[i].embedding = vector
             ids = await self.call(VS, name, "store_documents", [docs])
@@ -353,7 +358,7 @@ class VectorStoreRoutes:
     @app.post("/v1/vector_stores/{name}/search", openapi_extra=json_body(SearchRequest))
     async def http_search(self, name: str, request: Request) -> Response:
         try:
-            body = await parse_body(request, SearchRequest)
+            body = await self.parse_body(request, SearchRequest)
             await self._route(VS, name)
             if body.embedding is None and not body.text:
                 raise InvalidRequestError("send an embedding or a text to search with", "text")

@@ -14,6 +14,7 @@
     │   └── InsufficientResourcesError  the cluster lacks what the provider asks for
     ├── EmbeddingSpaceMismatchError  a store filled by one embedding model, asked with another
     ├── InvalidRequestError          a caller's input is wrong (names the field)
+    │   └── RequestTooLargeError     ... a request body over registry.max_request_bytes (413)
     └── ProviderCallError            a provider call failed (and its fallbacks, if any)
         └── ProviderTimeoutError     ... by missing its deadline
 
@@ -91,6 +92,12 @@ class InvalidRequestError(RegistryError):
     def __init__(self, message: str, field: str | None = None) -> None:
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class RequestTooLargeError(InvalidRequestError):
+    """A request body larger than ``registry.max_request_bytes``: refused before it is parsed."""
+
+    http_status = 413
 
 
 class ProviderCallError(RegistryError):

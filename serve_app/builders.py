@@ -55,6 +55,7 @@ def build_provider_app(args: dict[str, Any]) -> Application:
         "health_check_timeout_s": d.health_check_timeout_s,
         "graceful_shutdown_timeout_s": d.graceful_shutdown_timeout_s,
         "user_config": {"config": spec.config, "batching": d.batching.model_dump()},
+        "logging_config": {"encoding": args.get("log_encoding", "TEXT")},
     }
     if d.autoscaling_config is not None:
         options["autoscaling_config"] = d.autoscaling_config.model_dump(exclude_none=True)
@@ -62,7 +63,7 @@ def build_provider_app(args: dict[str, Any]) -> Application:
         options["num_replicas"] = d.num_replicas or 1
     deployment = serve.deployment(ProviderDeployment).options(**options)
     return deployment.bind(ptype.value, name, spec.class_path, list(args.get("allowed_prefixes", [])),
-                           args.get("registry_app", "registry"))
+                           args.get("registry_app", "registry"), args.get("version"))
 
 
 def build_registry_app(args: dict[str, Any]) -> Application:
@@ -78,6 +79,7 @@ def build_registry_app(args: dict[str, Any]) -> Application:
         num_replicas=r.num_replicas,
         max_ongoing_requests=r.max_ongoing_requests,
         ray_actor_options={"num_cpus": r.num_cpus},
+        logging_config={"encoding": config.registry.log_encoding},
     )
     return deployment.bind(config.model_dump(mode="json", by_alias=True))
 

@@ -63,7 +63,8 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
         for route in table.routes.values():
             deployer.check_resources(route)
     with ThreadPoolExecutor(max_workers=max(1, len(table.routes))) as pool:
-        futures = [pool.submit(deployer.deploy_blocking, r, s.app_name, allowed, s.deploy_timeout_s, False)
+        futures = [pool.submit(deployer.deploy_blocking, r, s.app_name, allowed, s.deploy_timeout_s, False,
+                               s.log_encoding)
                    for r in table.routes.values()]
         for f in futures:
             f.result()

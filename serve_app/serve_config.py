@@ -45,7 +45,8 @@ def build_serve_config(config_path: str | os.PathLike[str]) -> dict[str, Any]:
             "route_prefix": None,  # reached through the router only
             "import_path": PROVIDER_BUILDER,
             "args": {"registry_app": s.app_name, "type": ptype.value, "name": name, "version": 1,
-                     "spec": spec, "allowed_prefixes": allowed, "interpolate": True},
+                     "spec": spec, "allowed_prefixes": allowed, "interpolate": True,
+                     "log_encoding": s.log_encoding},
         })
     apps.append({"name": s.app_name, "route_prefix": s.route_prefix, "import_path": REGISTRY_BUILDER,
                  "args": {"config": raw, "interpolate": True}})

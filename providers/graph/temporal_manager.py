@@ -53,6 +53,10 @@ class TemporalManagerConfig(ProviderConfig):
         description="Relationship types a source holds towards one target at a time (WORKS_AT): "
         "a new one ends the current one instead of deleting it.")
     max_depth: int = Field(3, ge=1, le=10, description="Deepest neighbourhood a read may ask for.")
+    # Each entity and relationship of an episode costs several engine calls
+    # (merge by name, end contradicted facts): the episode's size is bounded.
+    max_episode_items: int = Field(1000, ge=1, le=100_000,
+                                   description="Most entities, and most relationships, one episode may carry.")
     scan_limit: int = Field(10_000, ge=1, le=1_000_000,
                             description="Most entities read by whole-graph operations (search, as_of, changes).")
     extractor: dict[str, Any] | None = Field(
@@ -107,6 +111,10 @@ class TemporalGraphManager(GraphManager):
         if entities is None and relationships is None and self.cfg.extractor:
             entities, relationships = await self._extract(content)
         entities, relationships = list(entities or []), list(relationships or [])
+        for field, items in (("entities", entities), ("relationships", relationships)):
+            if len(items) > self.cfg.max_episode_items:
+                raise InvalidRequestError(f"has {len(items)} items; the limit is {self.cfg.max_episode_items} "
+                                          "(config.max_episode_items)", field)
         engine = await self.engine()
 
         merged: dict[str, str] = {}  # the caller's id or name -> merged id
@@ -185,7 +193,7 @@ class TemporalGraphManager(GraphManager):
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise InvalidRequestError("must be a positive integer", "max_depth")
         if depth > self.cfg.max_depth:
-            raise InvalidRequestError(f"is {depth}; the limit is {self.cfg.max_depth}", "max_depth")
+            raise InvalidRequestError(f"is {depth}; the limit is {self.cfg.max_depth} (config.max_depth)", "max_depth")
         return depth
 
     async def get_entity_relationships(self, entity_id: str, relationship_type: str | None = None,

@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -245,8 +245,33 @@ class RegistrySettings(_Strict):
         default_factory=list,
         description="Module prefixes classes may be loaded from, besides 'providers.'.",
     )
-    max_texts_per_request: int = Field(2048, ge=1, description="Most texts in one embeddings call.")
-    max_chars_per_text: int = Field(100_000, ge=1, description="Longest text accepted.")
+    # Input limits: ceilings for every provider, checked in the router before
+    # any provider is called (providers/registry/limits.py). A provider may
+    # have tighter ones of its own (a store's config.max_top_k, ...).
+    max_texts_per_request: int = Field(
+        2048, ge=1,
+        description="Most texts one call sends to a model: embeddings inputs, documents an upsert "
+        "embeds, rerank candidates.")
+    max_chars_per_text: int = Field(
+        100_000, ge=1,
+        description="Longest text accepted anywhere: texts, queries, document contents, episode contents, "
+        "Cypher queries, every string of a tool's arguments.")
+    max_request_bytes: int = Field(
+        16 * 2**20, ge=1024,
+        description="Largest HTTP request body (413 beyond it), checked on Content-Length before "
+        "reading and while reading.")
+    max_items_per_request: int = Field(
+        10_000, ge=1,
+        description="Most documents, ids, entities or relationships in one call, and items of any "
+        "list in a tool's arguments.")
+    max_top_k: int = Field(
+        10_000, ge=1, description="Largest top_k or limit of one search or listing.")
+    max_graph_depth: int = Field(
+        10, ge=1, description="Deepest graph traversal (neighbors, paths, as_of reads).")
+    log_encoding: Literal["TEXT", "JSON"] = Field(
+        "TEXT",
+        description="Encoding of the Serve logs of the router and of every provider application: "
+        "JSON lines carry provider_type, provider_name and provider_version as fields.")
     health_check_interval_s: float = Field(
         5.0, gt=0, description="Period of health monitoring (an unhealthy probe opens the breaker)."
     )

@@ -96,7 +96,7 @@ def check_candidates(candidates: Any, limit: int, where: str = "candidates") -> 
     if isinstance(candidates, (RerankCandidate, dict, str)) or not isinstance(candidates, (list, tuple)):
         raise InvalidRequestError(f"must be a list of candidates, got {type(candidates).__name__}", where)
     if len(candidates) > limit:
-        raise InvalidRequestError(f"has {len(candidates)} candidates; the limit is {limit} (max_candidates)", where)
+        raise InvalidRequestError(f"has {len(candidates)} candidates; the limit is {limit} (config.max_candidates)", where)
     return [as_candidate(c, f"{where}[{n}]") for n, c in enumerate(candidates)]
 
 
@@ -112,7 +112,7 @@ def check_documents(documents: Any, limit: int, where: str = "documents") -> lis
     if isinstance(documents, str) or not isinstance(documents, (list, tuple)):
         raise InvalidRequestError(f"must be a list of strings, got {type(documents).__name__}", where)
     if len(documents) > limit:
-        raise InvalidRequestError(f"has {len(documents)} documents; the limit is {limit} (max_candidates)", where)
+        raise InvalidRequestError(f"has {len(documents)} documents; the limit is {limit} (config.max_candidates)", where)
     for n, doc in enumerate(documents):
         if not isinstance(doc, str):
             raise InvalidRequestError(f"must be a string, got {type(doc).__name__}", f"{where}[{n}]")

@@ -81,7 +81,7 @@ def check_ids(ids: Any, where: str, limit: int) -> list[str]:
     if not isinstance(ids, (list, tuple)):
         raise InvalidRequestError(f"must be a list of ids, got {type(ids).__name__}", where)
     if len(ids) > limit:
-        raise InvalidRequestError(f"has {len(ids)} ids; the limit is {limit} (max_batch_size)", where)
+        raise InvalidRequestError(f"has {len(ids)} ids; the limit is {limit} (config.max_batch_size)", where)
     return [check_id(i, f"{where}[{n}]") for n, i in enumerate(ids)]
 
 
@@ -107,7 +107,7 @@ def check_documents(documents: Any, dimension: int | None, max_batch: int,
     if not documents:
         raise InvalidRequestError("must not be empty", where)
     if len(documents) > max_batch:
-        raise InvalidRequestError(f"has {len(documents)} documents; the limit is {max_batch} (max_batch_size)", where)
+        raise InvalidRequestError(f"has {len(documents)} documents; the limit is {max_batch} (config.max_batch_size)", where)
     out, seen = [], {}
     for n, raw in enumerate(documents):
         at = f"{where}[{n}]"
@@ -172,7 +172,7 @@ def check_top_k(top_k: Any, limit: int, where: str = "top_k") -> int:
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise InvalidRequestError("must be a positive integer", where)
     if top_k > limit:
-        raise InvalidRequestError(f"is {top_k}; the limit is {limit} (max_top_k)", where)
+        raise InvalidRequestError(f"is {top_k}; the limit is {limit} (config.max_top_k)", where)
     return top_k
 
 

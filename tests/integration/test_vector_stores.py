@@ -74,7 +74,7 @@ def test_text_in_text_out_over_http(registry, reference_model):
     ("documents", {"documents": []}, 400, "documents"),
     ("documents", {"documents": [{"id": "", "content": "a"}]}, 400, "documents.0.id"),
     ("documents", {"documents": [{"content": "a", "colour": 1}]}, 400, "documents.0.colour"),
-    ("documents", {"documents": [{"content": "x" * 5001}]}, 400, "documents[0]"),
+    ("documents", {"documents": [{"content": "x" * 5001}]}, 400, "documents[0].content"),
     ("documents", {"docs": []}, 400, "documents"),
     ("search", {}, 400, "text"),
     ("search", {"text": "a", "top_k": 0}, 400, "top_k"),
