@@ -14,7 +14,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 def test_no_token_is_403_wrong_token_401_and_never_echoed(registry):
     url = registry["http"] + "/v1/admin/providers/embeddings/hash/reload"
-    for headers, status in (({}, 403), ({"Authorization": "  "}, 403), ({"Authorization": "Bearer wrong"}, 401),
+    for headers, status in (({}, 403), ({"Authorization": "Bearer wrong"}, 401),
                             ({"Authorization": ADMIN_TOKEN}, 401), ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401),
                             ({"Authorization": f"Bearer {ADMIN_TOKEN}x"}, 401)):
         r = httpx.post(url, headers=headers)
