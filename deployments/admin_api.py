@@ -11,6 +11,7 @@ applies here exactly as in the Python API (same router methods).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 from typing import Any
@@ -58,17 +59,23 @@ def admin_denied(request: Request, env_name: str) -> Response | None:
     expected = os.environ.get(env_name, "")
     if not expected:
         return error_response(403, f"admin endpoints are disabled: set the environment variable {env_name} "
-                                   "for the registry's router (runtime_env env_vars on a cluster)", None, "admin_disabled")
+                                   "in the environment Ray is started with (not runtime_env: Ray logs its env_vars)", None, "admin_disabled")
     header = request.headers.get("authorization", "").strip()
     if not header:  # no credentials at all: forbidden; credentials that fail: unauthorized
         return error_response(403, "admin endpoints need the admin token (Authorization: Bearer <token>)",
                               None, "forbidden")
     scheme, _, given = header.partition(" ")
     # compare_digest always, even for a wrong scheme: the time taken says nothing about the token.
-    matches = hmac.compare_digest(given.strip().encode(), expected.encode())
+    # Over SHA-256 digests, so both sides have one length: compare_digest on raw
+    # values of different lengths returns at once, which would tell the length.
+    matches = hmac.compare_digest(_digest(given.strip()), _digest(expected))
     if scheme.lower() != "bearer" or not matches:
         return error_response(401, "wrong admin token (Authorization: Bearer <token>)", None, "unauthorized")
     return None
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 class AdminRoutes:

@@ -35,7 +35,16 @@ from providers.registry.interpolation import interpolate_tree
 from providers.types import ProviderType
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
+# Python code uses _NAME_RE.fullmatch: re's "$" also matches before a final "\n"
+# (pydantic's pattern= is Rust's regex, where "$" is the end of the text).
 _NAME_RE = re.compile(NAME_PATTERN)
+
+
+def is_valid_name(name: object) -> bool:
+    """A provider (or application) name: what NAME_PATTERN allows, nothing after it."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
 # The project's own providers are always loadable; anything else must be named.
 DEFAULT_ALLOWED_PREFIXES = ("providers.",)
 
@@ -156,7 +165,7 @@ class ProviderSpec(_Strict):
     @classmethod
     def _fallback_names(cls, names: list[str]) -> list[str]:
         for n in names:
-            if not _NAME_RE.match(n):
+            if not _NAME_RE.fullmatch(n):
                 raise ValueError(f"invalid provider name {n!r}")
         if len(set(names)) != len(names):
             raise ValueError("fallback lists a name twice")
@@ -181,7 +190,7 @@ class ProviderGroup(_Strict):
     @classmethod
     def _names(cls, providers: dict[str, ProviderSpec]) -> dict[str, ProviderSpec]:
         for name in providers:
-            if not _NAME_RE.match(name):
+            if not _NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid provider name {name!r} (allowed: {NAME_PATTERN})")
         return providers
 
@@ -395,7 +404,7 @@ def json_schema() -> dict[str, Any]:
 def parse_ref(ref: str) -> tuple[ProviderType, str]:
     """``'embeddings/minilm'`` -> ``(ProviderType.EMBEDDING, 'minilm')``."""
     ptype, sep, name = str(ref).partition("/")
-    if not sep or not _NAME_RE.match(name):
+    if not sep or not _NAME_RE.fullmatch(name):
         raise ValueError(f"provider reference {ref!r} must look like 'type/name'")
     try:
         return ProviderType.parse(ptype), name

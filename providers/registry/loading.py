@@ -17,7 +17,9 @@ from providers.errors import InterfaceError, ModuleNotAllowedError, ProviderLoad
 from providers.interfaces import interface_for, shape_of
 from providers.types import ProviderType
 
-_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Used with fullmatch: re's "$" also matches before a final "\n", which let
+# "providers.x\n:Y" through to the allowlist and importlib.
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def split_class_path(class_path: str) -> tuple[str, str]:
@@ -27,7 +29,7 @@ def split_class_path(class_path: str) -> tuple[str, str]:
         module, _, attr = text.partition(":")
     else:
         module, _, attr = text.rpartition(".")
-    if not module or not attr or not _DOTTED.match(module) or not _DOTTED.match(attr) or "." in attr:
+    if not module or not attr or not _DOTTED.fullmatch(module) or not _DOTTED.fullmatch(attr) or "." in attr:
         raise ProviderLoadError(
             f"invalid class path {class_path!r}: expected 'package.module.Class' or 'package.module:Class'"
         )
@@ -49,7 +51,8 @@ def check_allowed(module: str, prefixes: Iterable[str]) -> None:
 def load_provider_class(class_path: str, ptype: ProviderType, prefixes: Iterable[str]) -> type:
     """Import ``class_path`` (if allowed) and check it implements ``ptype``'s interface."""
     module_name, attr = split_class_path(class_path)
-    check_allowed(module_name, prefixes)
+    allowed = [p for p in prefixes if p]  # a generator would be spent by the first check
+    check_allowed(module_name, allowed)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -63,6 +66,15 @@ def load_provider_class(class_path: str, ptype: ProviderType, prefixes: Iterable
         raise ProviderLoadError(f"module {module_name!r} has no attribute {attr!r}")
     if not inspect.isclass(cls):
         raise ProviderLoadError(f"{class_path!r} is not a class")
+    # The code that runs is the class's, wherever it was imported into: an allowed
+    # module that merely imports a class from elsewhere must not vouch for it.
+    try:
+        check_allowed(cls.__module__, allowed)
+    except ModuleNotAllowedError:
+        raise ModuleNotAllowedError(
+            f"{class_path!r} is {cls.__module__}.{cls.__qualname__}, defined outside the allowed module "
+            f"prefixes {allowed}; name the class where it is defined, under an allowed prefix"
+        ) from None
     validate_provider_class(cls, ProviderType.parse(ptype))
     return cls
 

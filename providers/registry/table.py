@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from providers.errors import ConfigError, ProviderExistsError, ProviderNotFoundError
-from providers.registry.config import ProviderSpec, RegistryConfig, fallback_chain
+from providers.registry.config import NAME_PATTERN, ProviderSpec, RegistryConfig, fallback_chain, is_valid_name
 from providers.types import ProviderType
 
 
@@ -69,6 +69,11 @@ class RouteTable(BaseModel):
 
     # -- changing (each returns a new table) --------------------------------
     def with_route(self, route: Route, replace: bool = False) -> "RouteTable":
+        # Run-time registrations (Python API, admin HTTP) name providers too; the name
+        # becomes part of a Serve application name, so it obeys providers.yaml's rule.
+        if not is_valid_name(route.name):
+            raise ConfigError(f"invalid provider name {route.name!r} (allowed: {NAME_PATTERN})",
+                              f"{route.type.value}.providers")
         if route.key in self.routes and not replace:
             raise ProviderExistsError(
                 f"a {route.type.value} provider named {route.name!r} already exists; "

@@ -28,7 +28,8 @@ MAX_ID_CHARS = 512
 MAX_METADATA_BYTES = 64 * 1024
 DISTANCES = ("cosine", "l2", "inner_product")
 # SQL identifiers and collection names from config: validated, then quoted.
-IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# fullmatch, not "^...$": "$" also matches before a final newline ("memories\n").
+IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class StoreConfig(ProviderConfig):
@@ -47,7 +48,7 @@ class StoreConfig(ProviderConfig):
 
 
 def check_identifier(name: str, where: str) -> str:
-    if not isinstance(name, str) or not IDENTIFIER_RE.match(name):
+    if not isinstance(name, str) or not IDENTIFIER_RE.fullmatch(name):
         raise ConfigError(f"{where}: {name!r} is not a plain identifier (letters, digits, '_'; "
                           "starts with a letter or '_'; up to 63 characters)")
     return name

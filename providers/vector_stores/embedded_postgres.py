@@ -17,6 +17,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from urllib.parse import quote
 
 from providers.errors import ProviderCallError
 
@@ -55,7 +56,9 @@ def ensure_running(data_dir: str | os.PathLike[str], database: str = "postgres")
                 f"(its log: {Path(data_dir) / 'log'})") from exc
     if database != "postgres":
         _create_database(uri, database)
-        uri = uri.replace("/postgres?", f"/{database}?", 1)
+        # Percent-encoded: a name holding "?", "&", "=" or spaces must stay a name,
+        # not become connection parameters (host, user) of the URI.
+        uri = uri.replace("/postgres?", f"/{quote(database, safe='')}?", 1)
     return uri
 
 

@@ -33,7 +33,8 @@ MAX_IN_VALUES = 1000
 MAX_DEPTH = 8
 # Metadata keys become JSON paths (Postgres) or payload keys (Qdrant): keep
 # them plain. Values are always bound as parameters, never spliced.
-_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,7}$")
+# (fullmatch: "$" would also accept a final newline.)
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,7}")
 
 Scalar = Union[str, int, float, bool]
 
@@ -94,7 +95,7 @@ def _parse_object(obj: Any, where: str, depth: int) -> Group:
 
 
 def _parse_field(key: str, spec: Any, at: str) -> list[Condition]:
-    if not _KEY_RE.match(key):
+    if not _KEY_RE.fullmatch(key):
         raise InvalidRequestError(
             "invalid field name: letters, digits, '_' and '-', dotted for nesting, up to 64 characters a part", at)
     timestamp = key in TIMESTAMP_FIELDS
@@ -143,6 +144,8 @@ def _scalar(value: Any, at: str, timestamp: bool) -> Any:
         raise InvalidRequestError("must be a finite number", at)
     if value is None or not isinstance(value, (str, int, float, bool)):
         raise InvalidRequestError(f"must be a string, number or boolean, got {type(value).__name__}", at)
+    if isinstance(value, str) and "\x00" in value:  # no stored string can hold one (check_metadata)
+        raise InvalidRequestError("must not contain NUL characters", at)
     return value
 
 

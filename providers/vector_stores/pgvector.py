@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, TypeVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
@@ -91,7 +91,8 @@ class PgVectorConfig(StoreConfig):
     connection_string: str | None = Field(None, description="postgresql://user:pass@host:port/db (a secret).")
     host: str | None = Field(None, description="Used when connection_string is absent.")
     port: int = Field(5432, ge=1, le=65535)
-    database: str = Field("postgres", min_length=1, max_length=63)
+    database: str = Field("postgres", min_length=1, max_length=63,
+                          description="Any name PostgreSQL can hold; used literally (quoted), never as syntax.")
     user: str = Field("postgres", min_length=1)
     password: str | None = Field(None, description="A secret: never logged or echoed.")
     data_dir: str = Field(".data/pgvector", description="Embedded server's data directory (no host, no DSN).")
@@ -107,6 +108,15 @@ class PgVectorConfig(StoreConfig):
     pool_max_size: int = Field(8, ge=1, le=1000)
     connect_timeout_s: float = Field(5.0, gt=0, le=300, description="Wait for a connection at most this long.")
     statement_timeout_s: float = Field(30.0, gt=0, le=3600, description="Server-side limit of one statement.")
+
+
+    @field_validator("database")
+    @classmethod
+    def _database_name(cls, name: str) -> str:
+        # PostgreSQL truncates names longer than 63 *bytes* and cannot store NUL.
+        if "\x00" in name or len(name.encode()) > 63:
+            raise ValueError("a PostgreSQL database name: at most 63 bytes of UTF-8, no NUL")
+        return name
 
 
 class PgVectorStore(VectorStore):
@@ -330,7 +340,7 @@ class PgVectorStore(VectorStore):
                     await asyncio.wait_for(self.pool.check(), self.cfg.connect_timeout_s)
                 except Exception:
                     pass
-            except psycopg.errors.DataException as exc:
+            except psycopg.DataError as exc:  # SQLSTATE class 22 (not only DataException): the caller's data
                 raise InvalidRequestError(f"rejected by PostgreSQL: {_first_line(exc)}", "body") from None
             except psycopg.Error as exc:
                 raise ProviderCallError(f"{what}: {type(exc).__name__}: {_first_line(exc)}") from None
@@ -508,6 +518,8 @@ class PgVectorStore(VectorStore):
         weight = check_weight(vector_weight)
         if text_query is not None and not isinstance(text_query, str):
             raise InvalidRequestError("must be a string", "text_query")
+        if text_query and "\x00" in text_query:  # PostgreSQL text cannot hold NUL
+            raise InvalidRequestError("must not contain NUL characters", "text_query")
         tree = parse_filters(filters)
         pool = max(4 * top_k, 50)
 

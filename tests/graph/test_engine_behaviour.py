@@ -328,6 +328,73 @@ async def test_injection_is_stored_literally(engine):
     assert await engine.entity_exists("keep")
 
 
+# Everything a caller can send, through every method that takes it: each payload is data.
+PAYLOADS = INJECTIONS + [
+    "x' OR 1=1 //", 'x" OR 1=1 //', "`x`", "$id", "{id: 'keep'}", "x}) DETACH DELETE e //",
+    "x]->() DELETE r //", "\\u0027}) MATCH (n) DETACH DELETE n //", "x */ MATCH (n) DETACH DELETE n /*",
+    "x\nMATCH (n) DETACH DELETE n", "x\r\n// comment", "ünïcødé 表 𝔘", "x" * 250, ":RELATES", "e.id", "null",
+    "true", "1", "*", "'", '"', "\\", "%s", "{}", "properties(e)", "') RETURN 1 UNION MATCH (n) RETURN n //",
+]
+
+
+async def test_injection_through_every_input_is_data(engine):
+    """Ids, names, types, relationship types, property keys and values, find_entities' type and
+    property filters, traversal and path endpoints, deletes, and execute_cypher's parameters:
+    each payload is stored and matched literally, and the graph around it is untouched."""
+    await engine.create_entities([ent("keep"), ent("keep2")])
+    await engine.create_relationship(rel("keep-r", "keep", "keep2"))
+    for text in PAYLOADS:
+        rid = f"r-{text}"[:512]
+        await engine.create_entity(Entity(id=text, name=text, entity_type=text, properties={text: text, "k": text}))
+        await engine.create_relationship(rel(rid, "keep", text, text, {text: text}))
+        got = await engine.get_entity(text)
+        assert (got.id, got.name, got.entity_type, got.properties) == (text, text, text, {text: text, "k": text})
+        assert await engine.entity_exists(text)
+        assert [e.id for e in await engine.find_entities(entity_type=text)] == [text]
+        assert [e.id for e in await engine.find_entities(properties={"k": text})] == [text]
+        assert [e.id for e in await engine.find_entities(text, {text: text})] == [text]
+        rels = await engine.get_entity_relationships(text, relationship_type=text)
+        assert [(r.id, r.relationship_type, r.properties) for r in rels] == [(rid, text, {text: text})]
+        assert [e.id for e in await engine.get_connected_entities("keep", relationship_type=text)] == [text]
+        path = await engine.find_path("keep", text, max_depth=1)
+        assert [e.id for e in path.entities] == ["keep", text]
+        rows = await engine.execute_cypher(
+            "MATCH (e:Entity) WHERE e.id = $v AND e.name = $v RETURN e.id AS id", {"v": text})
+        assert rows == [{"id": text}]
+        assert await engine.update_entity(Entity(id=text, name=text + "!", entity_type=text, properties={"k": text}))
+    stats = await engine.get_stats()
+    assert stats["entities"] == len(PAYLOADS) + 2 and stats["relationships"] == len(PAYLOADS) + 1
+    assert (await engine.get_relationship("keep-r")).target_id == "keep2"
+    for text in PAYLOADS:  # deletes by an injection id remove exactly that one
+        assert await engine.delete_relationship(f"r-{text}"[:512])
+        assert await engine.delete_entity(text)
+    stats = await engine.get_stats()
+    assert stats["entities"] == 2 and stats["relationships"] == 1
+    assert await engine.relationship_exists("keep-r")
+
+
+async def test_property_filters_cannot_be_forged_from_json_fragments(engine):
+    """find_entities prefilters on the stored JSON text (CONTAINS); a key holding JSON
+    syntax is escaped there and compared exactly after, so it cannot match another
+    entity's properties."""
+    await engine.create_entities([ent("admin", role="admin", x=1), ent("user", role="user")])
+    for forged in ({'role":"admin","x': 1}, {'role":"admin': "x"}, {"role": 'admin","x":1'},
+                   {'"role"': "admin"}, {"role\\": "admin"}):
+        assert await engine.find_entities(properties=forged) == [], forged
+    assert [e.id for e in await engine.find_entities(properties={"role": "admin"})] == ["admin"]
+
+
+async def test_cypher_parameters_are_never_query_text(engine):
+    """A read query's parameters may hold write clauses or a query's syntax: they stay values."""
+    await engine.create_entities([ent("p1"), ent("p2")])
+    for value in PAYLOADS:
+        rows = await engine.execute_cypher("MATCH (e:Entity) WHERE e.id = $id RETURN e.id AS id", {"id": value})
+        assert rows == []
+        rows = await engine.execute_cypher("RETURN $v AS v", {"v": value})
+        assert rows == [{"v": value}]
+    assert (await engine.get_stats())["entities"] == 2
+
+
 # -- raw Cypher -----------------------------------------------------------------------------
 
 async def test_execute_cypher(engine):
