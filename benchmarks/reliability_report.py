@@ -1,0 +1,563 @@
+"""Reliability report: break every dependency under continuous load, count what
+failed and what was lost; fuzz the HTTP API and the config loader.
+
+One registry (app ``reliability``) runs embedders with a fallback, a pgvector
+store filled by its own embedder, a Ladybug graph, and a Valkey cache behind
+the router's embedding cache, with two router replicas. For each fault, load
+runs over HTTP before, during and after it:
+
+    provider replica killed     ray.kill of the primary embedder's replica
+    router replica killed       ray.kill of one of the two router replicas
+    Serve controller killed     ray.kill (Ray restarts it)
+    PostgreSQL restarted        pg_ctl stop under a write load (the store starts it again)
+    Valkey stopped              the cache server killed, started again after the window
+    graph file locked           the engine's replica killed while another process holds the file
+    provider hangs              the primary stops answering (its deadline, then the fallback)
+    provider malformed          the primary answers NaN vectors of the wrong length
+    provider leaks memory       the primary keeps memory per call until its health check says so
+
+Each row: ``requests`` and ``failed`` in the fault's window (injection to
+recovery plus 2 s), ``failed_with_fallback`` (failures of calls whose
+provider has a fallback: the target is 0), ``recovered_after_s`` (injection
+to the faulty part serving again), ``lost`` (writes acknowledged with 2xx
+and missing afterwards), ``error_p99_ms`` (how fast the failures were).
+
+Then HTTP fuzzing (schemathesis, every endpoint, valid and invalid requests:
+a failure is a 5xx or a response outside the spec) and config fuzzing
+(hypothesis: random and mutated providers.yaml must end in a config or a
+RegistryError).
+
+    python benchmarks/reliability_report.py [--quick] [--no-readme]
+
+Writes the table into README.md between the reliability markers (unless
+--no-readme). Last line: one JSON object with ``faults``, ``fuzz_cases``,
+``fuzz_failures``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _timeline import SAMPLE, free_port  # noqa: E402
+
+APP = "reliability"
+TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
+HASH = f"{SAMPLE}.HashEmbedder"
+DIM = 64
+START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
+
+
+# -- load -------------------------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    t: float  # start, seconds since the report's t0
+    ms: float
+    ok: bool
+    kind: str  # "embed" (has a fallback), "write", "search", "graph"
+
+
+@dataclass
+class Load:
+    """Continuous HTTP load of a few kinds; every request recorded."""
+
+    http: str
+    t0: float = field(default_factory=time.monotonic)
+    samples: list[Sample] = field(default_factory=list)
+    acked: list[str] = field(default_factory=list)  # document ids written with a 2xx
+    errors: list[str] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    async def _loop(self, client: Any, kind: str) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            tag = uuid.uuid4().hex[:12]
+            if kind == "embed":
+                req = ("POST", "/v1/embeddings", {"model": "primary", "input": [f"text {tag}"]})
+            elif kind == "write":
+                req = ("POST", "/v1/vector_stores/docs/documents",
+                       {"documents": [{"id": tag, "content": f"document {tag}", "metadata": {"n": n}}]})
+            elif kind == "search":
+                req = ("POST", "/v1/vector_stores/docs/search", {"text": f"document {n}", "top_k": 3})
+            else:
+                req = ("GET", f"/v1/graph/g/neighbors/e{n % 200}?depth=2", None)
+            start = self.now()
+            ok = False
+            try:
+                r = await client.request(req[0], self.http + req[1], json=req[2])
+                ok = r.status_code < 300
+                if ok and kind == "write":
+                    self.acked.append(tag)
+                elif not ok:
+                    self.errors.append(f"{kind} {r.status_code} {r.text[:160]}")
+            except Exception as exc:  # connection reset while a router dies: a failed request
+                self.errors.append(f"{kind} {type(exc).__name__}: {str(exc)[:120]}")
+            self.samples.append(Sample(start, (self.now() - start) * 1000, ok, kind))
+            await asyncio.sleep(0.01)  # a steady stream, not a flood: 2 cores run everything
+
+    async def run(self, kinds: dict[str, int]) -> None:
+        import httpx
+
+        self.stop = asyncio.Event()
+        async with httpx.AsyncClient(timeout=60) as client:
+            await asyncio.gather(*(self._loop(client, kind) for kind, n in kinds.items() for _ in range(n)))
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+def registry_config(tmp: Path, fault_file: Path) -> dict[str, Any]:
+    hash_cfg = {"dimension": DIM}
+    quick_health = {"num_cpus": 0.1, "health_check_period_s": 1, "health_check_timeout_s": 5,
+                    "graceful_shutdown_timeout_s": 1}
+    return {
+        "registry": {"app_name": APP, "http_port": free_port(), "allowed_module_prefixes": [SAMPLE],
+                     "admin_token_env": TOKEN_ENV, "router": {"num_replicas": 2},
+                     "embedding_cache": {"enabled": True, "cache": "valkey", "ttl_s": 600}},
+        "embeddings": {"providers": {
+            "primary": {"class": HASH, "config": {**hash_cfg, "label": "hash", "fault_file": str(fault_file),
+                                                  "leak_mb_per_call": 8, "max_rss_growth_mb": 120},
+                        "deployment": quick_health, "call_timeout_s": 1.0, "fallback": ["backup"],
+                        "circuit_breaker": {"failure_threshold": 3, "open_s": 1.0}},
+            "backup": {"class": HASH, "config": {**hash_cfg, "label": "hash"}, "deployment": {"num_cpus": 0.1}},
+            "writer": {"class": HASH, "config": {**hash_cfg, "label": "writer"}, "deployment": {"num_cpus": 0.1}},
+        }},
+        "vector_stores": {"providers": {
+            "docs": {"class": "providers.vector_stores.pgvector.PgVectorStore", "embedder": "writer",
+                     "config": {"data_dir": str(tmp / "pg"), "table_name": "docs", "dimension": DIM},
+                     "deployment": {"num_cpus": 0.1}, "call_timeout_s": 10},
+        }},
+        "graph_engines": {"providers": {
+            "g": {"class": "providers.graph.ladybug.LadybugGraphEngine",
+                  "config": {"path": str(tmp / "graph" / "g.db")}, "deployment": quick_health,
+                  "call_timeout_s": 2.0},
+        }},
+        "cache": {"providers": {
+            "valkey": {"class": "providers.caches.redis_cache.RedisCache",
+                       "config": {"data_dir": str(tmp / "valkey"), "auto_restart": False},
+                       "deployment": {"num_cpus": 0.1}, "call_timeout_s": 0.5},
+        }},
+    }
+
+
+def actors(fragment: str) -> list[dict[str, Any]]:
+    import ray
+
+    return [a for a in ray.util.list_named_actors(all_namespaces=True) if fragment in a["name"]]
+
+
+def kill_actor(entry: dict[str, Any], restart: bool = False) -> None:
+    import ray
+
+    ray.kill(ray.get_actor(entry["name"], namespace=entry["namespace"]), no_restart=not restart)
+
+
+async def wait_for(probe: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            if await probe():
+                return True
+        except Exception:
+            pass
+        await asyncio.sleep(0.2)
+    return False
+
+
+# -- the faults -------------------------------------------------------------------------------
+
+class Faults:
+    def __init__(self, http: str, tmp: Path, fault_file: Path, window_s: float) -> None:
+        import httpx
+
+        self.http, self.tmp, self.fault_file, self.window_s = http, tmp, fault_file, window_s
+        self.client = httpx.AsyncClient(timeout=30)
+        self.admin = {"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
+
+    async def _stats(self, key: str) -> dict[str, Any]:
+        r = await self.client.get(self.http + "/v1/stats")
+        return r.json()["usage_stats"][key]
+
+    async def _primary_serving(self, since: int) -> bool:
+        s = await self._stats("embeddings/primary")
+        return s["circuit_breaker"]["state"] == "closed" and s["successes"] > since
+
+    async def provider_replica_killed(self) -> float | None:
+        since = (await self._stats("embeddings/primary"))["successes"]
+        kill_actor(actors(f"{APP}--embeddings--primary--")[0])
+        t = time.monotonic()
+        await asyncio.sleep(0.5)
+        return await self._recovered(t, lambda: self._primary_serving(since))
+
+    async def router_replica_killed(self) -> float | None:
+        routers = [a for a in actors(f"{APP}#") if "Router" in a["name"]] or actors("RegistryRouter")
+        kill_actor(routers[0])
+        t = time.monotonic()
+
+        async def two_routers() -> bool:
+            from ray import serve
+
+            app = serve.status().applications[APP]
+            return all(d.replica_states.get("RUNNING", 0) >= 2 for d in app.deployments.values())
+        await asyncio.sleep(1.0)
+        return await self._recovered(t, two_routers)
+
+    async def serve_controller_killed(self) -> float | None:
+        kill_actor(actors("SERVE_CONTROLLER_ACTOR")[0], restart=True)
+        t = time.monotonic()
+
+        async def answers() -> bool:
+            from ray import serve
+
+            return serve.status().applications[APP].status == "RUNNING"
+        return await self._recovered(t, answers)
+
+    async def postgres_restarted(self) -> float | None:
+        from providers.vector_stores import embedded_postgres
+
+        t = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, embedded_postgres.stop, str(self.tmp / "pg"))
+
+        async def writes() -> bool:
+            r = await self.client.post(self.http + "/v1/vector_stores/docs/documents",
+                                       json={"documents": [{"content": "probe"}]})
+            return r.status_code < 300
+        return await self._recovered(t, writes)
+
+    async def valkey_stopped(self) -> float | None:
+        from providers.caches import embedded_valkey
+
+        sock = embedded_valkey.socket_path((self.tmp / "valkey").resolve())
+        info = embedded_valkey._command(sock, "INFO", "server").decode()
+        pid = int(next(line.split(":")[1] for line in info.splitlines() if line.startswith("process_id:")))
+        os.kill(pid, signal.SIGKILL)
+        t = time.monotonic()
+        await asyncio.sleep(self.window_s)  # cache down: every lookup must be a miss, not a failure
+        embedded_valkey.ensure_running(self.tmp / "valkey", "256mb")
+
+        async def cache_healthy() -> bool:
+            r = await self.client.get(self.http + "/v1/providers/cache/valkey/health")
+            return r.status_code == 200 and r.json().get("status") == "healthy"
+        return await self._recovered(t, cache_healthy)
+
+    async def graph_file_locked(self) -> float | None:
+        path = str(self.tmp / "graph" / "g.db")
+        holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, path, str(self.window_s)],
+                                  stdout=subprocess.PIPE, text=True)
+        kill_actor(actors(f"{APP}--graph_engines--g--")[0])
+        t = time.monotonic()
+        holder.wait(timeout=self.window_s + 60)
+        got_lock = (holder.stdout.read() if holder.stdout else "").strip()
+        if got_lock != "held":
+            print(f"graph_file_locked: the other process did not get the lock ({got_lock!r})", file=sys.stderr)
+
+        async def reads() -> bool:
+            r = await self.client.get(self.http + "/v1/graph/g/neighbors/e1?depth=1")
+            return r.status_code == 200
+        return await self._recovered(t, reads)
+
+    async def _toggle(self, fault: str) -> float | None:
+        since = (await self._stats("embeddings/primary"))["successes"]
+        self.fault_file.write_text(fault)
+        t = time.monotonic()
+        await asyncio.sleep(self.window_s)
+        self.fault_file.write_text("")
+        return await self._recovered(t, lambda: self._primary_serving(since))
+
+    async def provider_hangs(self) -> float | None:
+        return await self._toggle("hang")
+
+    async def provider_malformed(self) -> float | None:
+        return await self._toggle("malformed")
+
+    async def provider_leaks_memory(self) -> float | None:
+        before = {a["name"] for a in actors(f"{APP}--embeddings--primary--")}
+        self.fault_file.write_text("leak")
+        t = time.monotonic()
+
+        async def replaced() -> bool:
+            now = {a["name"] for a in actors(f"{APP}--embeddings--primary--")}
+            return bool(now - before)
+        took = await self._recovered(t, replaced, timeout_s=self.window_s * 4)
+        self.fault_file.write_text("")
+        return took
+
+    async def _recovered(self, t: float, probe: Callable[[], Awaitable[bool]],
+                         timeout_s: float | None = None) -> float | None:
+        ok = await wait_for(probe, timeout_s or max(60.0, self.window_s * 4))
+        return round(time.monotonic() - t, 2) if ok else None
+
+
+LOCK_HOLDER = r"""
+import sys, time, ladybug
+path, hold = sys.argv[1], float(sys.argv[2])
+end = time.monotonic() + 20
+while time.monotonic() < end:  # until the killed replica's lock is gone
+    try:
+        db = ladybug.Database(path)
+        break
+    except RuntimeError:
+        time.sleep(0.02)
+else:
+    print("never"); sys.exit(0)
+time.sleep(hold)
+db.close()
+print("held")
+"""
+
+FAULTS: list[tuple[str, str, dict[str, int]]] = [
+    # (fault, method, load: kind -> clients)
+    ("provider replica killed", "provider_replica_killed", {"embed": 4, "write": 1}),
+    ("router replica killed", "router_replica_killed", {"embed": 3, "write": 2}),
+    ("Serve controller killed", "serve_controller_killed", {"embed": 3, "write": 2}),
+    ("PostgreSQL stopped and restarted", "postgres_restarted", {"write": 3, "search": 1}),
+    ("Valkey stopped, then restarted", "valkey_stopped", {"embed": 4}),
+    ("graph file locked by another process", "graph_file_locked", {"graph": 3}),
+    ("provider hangs", "provider_hangs", {"embed": 4}),
+    ("provider answers malformed results", "provider_malformed", {"embed": 4}),
+    ("provider leaks memory", "provider_leaks_memory", {"embed": 4}),
+]
+
+
+async def run_fault(faults: Faults, http: str, name: str, method: str, kinds: dict[str, int],
+                    settle_s: float) -> dict[str, Any]:
+    load = Load(http)
+    task = asyncio.create_task(load.run(kinds))
+    await asyncio.sleep(settle_s)
+    start = load.now()
+    recovered = await getattr(faults, method)()
+    end = load.now() + 2.0
+    await asyncio.sleep(2.0)
+    load.stop.set()
+    await task
+    # In the window: every request in flight at any moment from the injection on.
+    window = [s for s in load.samples if s.t + s.ms / 1000 >= start and s.t <= end]
+    failed = [s for s in window if not s.ok]
+    lost, unverified = await count_lost(faults, load.acked)
+    return {"fault": name, "requests": len(window), "failed": len(failed),
+            "failed_with_fallback": sum(1 for s in failed if s.kind == "embed"),
+            "recovered_after_s": recovered, "lost": lost, "writes_acknowledged": len(load.acked),
+            "writes_unverified": unverified,
+            "error_p99_ms": round(float(np.percentile([s.ms for s in failed], 99)), 1) if failed else None,
+            "first_error": load.errors[0] if load.errors else None}
+
+
+async def count_lost(faults: Faults, acked: list[str]) -> tuple[int, int]:
+    """Acknowledged writes read back one by one, after the fault: (lost, unverified).
+    A read that keeps failing is unverified, not lost: only a 404 proves a loss."""
+    sem = asyncio.Semaphore(8)
+
+    async def state(doc_id: str) -> str:
+        async with sem:
+            for _ in range(10):
+                try:
+                    r = await faults.client.get(f"{faults.http}/v1/vector_stores/docs/documents/{doc_id}")
+                    if r.status_code == 200:
+                        return "kept"
+                    if r.status_code == 404:
+                        return "lost"
+                except Exception:
+                    pass
+                await asyncio.sleep(0.5)
+            return "unverified"
+    states = await asyncio.gather(*(state(d) for d in acked))
+    return states.count("lost"), states.count("unverified")
+
+
+async def seed_graph(http: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=60) as client:
+        ents = [{"id": f"e{i}", "name": f"entity {i}", "entity_type": "Thing"} for i in range(200)]
+        r = await client.post(http + "/v1/graph/g/entities", json={"entities": ents})
+        r.raise_for_status()
+        rels = [{"id": f"r{i}", "source_id": f"e{i}", "target_id": f"e{(i * 7 + 1) % 200}", "relationship_type": "L"}
+                for i in range(200)]
+        r = await client.post(http + "/v1/graph/g/relationships", json={"relationships": rels})
+        r.raise_for_status()
+
+
+# -- fuzzing ----------------------------------------------------------------------------------
+
+def fuzz_http(http: str, examples: int) -> tuple[int, int, list[str]]:
+    import httpx
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+    from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
+
+    spec = httpx.get(http + "/openapi.json", timeout=30).json()
+    schema = schemathesis.openapi.from_dict(spec)
+    checks = [status_code_conformance, content_type_conformance, response_schema_conformance]
+    admin = {"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
+    real = {"primary", "backup", "writer", "docs", "g", "valkey"}
+    cases, failures = [0], []
+    for path, ops in spec["paths"].items():
+        for method in ops:
+            operation = schema[path][method.upper()]
+            is_admin = path.startswith("/v1/admin/")
+            label = f"{method.upper()} {path}"
+
+            def send(case: Any, is_admin: bool = is_admin, label: str = label) -> None:
+                if is_admin and (case.path_parameters or {}).get("name") in real:
+                    return  # never delete or swap what the faults above ran on
+                response = case.call(base_url=http, headers=admin if is_admin else None, timeout=60)
+                cases[0] += 1
+                if response.status_code >= 500:
+                    failures.append(f"{response.status_code} {label}")
+                    return
+                try:
+                    case.validate_response(response, checks=checks)
+                except Exception as exc:
+                    failures.append(f"{type(exc).__name__} {label}")
+
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                run = settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+                               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))(
+                    given(case=operation.as_strategy(mode))(lambda case: send(case)))
+                try:
+                    run()
+                except Unsatisfiable:
+                    pass  # nothing to make invalid (path strings only)
+    return cases[0], len(failures), failures[:5]
+
+
+def fuzz_config(examples: int) -> tuple[int, int, list[str]]:
+    import yaml
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from providers.errors import RegistryError
+    from providers.registry.config import parse_config
+
+    seed = yaml.safe_load((ROOT / "config" / "providers.yaml").read_text())
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                       st.sampled_from(["${X}", "${", "$$", "${A:-${B}}", "✓"]))
+    trees = st.recursive(leaves, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                         st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+                         max_leaves=20)
+    cases, failures = [0], []
+
+    @settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(doc=st.one_of(trees, trees.map(lambda t: {**seed, "embeddings": t}),
+                         trees.map(lambda t: {**seed, "registry": t})))
+    def run(doc: Any) -> None:
+        cases[0] += 1
+        try:
+            parse_config(doc, {"X": "x", "A": "", "B": "b"})
+        except RegistryError:
+            pass
+        except Exception as exc:
+            failures.append(f"{type(exc).__name__}: {str(exc)[:100]}")
+    run()
+    return cases[0], len(failures), failures[:5]
+
+
+# -- output -----------------------------------------------------------------------------------
+
+def markdown(rows: list[dict[str, Any]], fuzz: dict[str, Any], quick: bool) -> str:
+    lines = [f"Measured by `python benchmarks/reliability_report.py{' --quick' if quick else ''}` "
+             f"({time.strftime('%Y-%m-%d')}, this 2-core machine):", "",
+             "| fault | requests | failed | failed with a fallback | recovered after (s) | lost | error p99 (ms) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        rec = "not within the wait" if r["recovered_after_s"] is None else r["recovered_after_s"]
+        lines.append(f"| {r['fault']} | {r['requests']} | {r['failed']} | {r['failed_with_fallback']} | {rec} "
+                     f"| {r['lost']} | {r['error_p99_ms'] if r['error_p99_ms'] is not None else '-'} |")
+    lines += ["", f"Fuzzing: {fuzz['fuzz_cases']} cases ({fuzz['http_cases']} HTTP requests over every endpoint, "
+                  f"{fuzz['config_cases']} providers.yaml documents), {fuzz['fuzz_failures']} failures."]
+    return "\n".join(lines)
+
+
+def write_readme(text: str) -> None:
+    path = ROOT / "README.md"
+    readme = path.read_text()
+    if START not in readme or END not in readme:
+        print("README.md has no reliability markers; table not written", file=sys.stderr)
+        return
+    head, rest = readme.split(START, 1)
+    path.write_text(head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+
+
+async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool) -> list[dict[str, Any]]:
+    http = info["http"]
+    await seed_graph(http)
+    faults = Faults(http, tmp, fault_file, window_s=2.0 if quick else 10.0)
+    rows = []
+    for name, method, kinds in FAULTS:
+        row = await run_fault(faults, http, name, method, kinds, settle_s=1.0 if quick else 5.0)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    await faults.client.aclose()
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-readme", action="store_true", help="do not write the table into README.md")
+    args = ap.parse_args()
+
+    import ray
+    from ray import serve
+
+    from providers.registry.config import parse_config
+    from providers.vector_stores import embedded_postgres
+    from serve_app.main import ensure_ray, start_registry
+
+    os.environ.setdefault(TOKEN_ENV, uuid.uuid4().hex)  # inherited by Ray's workers, never logged
+    tmp = Path(tempfile.mkdtemp(prefix="reliability-"))
+    fault_file = tmp / "fault"
+    fault_file.write_text("")
+    ensure_ray(address="local", num_cpus=16, env_vars={"PYTHONPATH": str(ROOT)})
+    try:
+        info = start_registry(parse_config(registry_config(tmp, fault_file)))
+        rows = asyncio.run(run_all(info, tmp, fault_file, args.quick))
+        http_cases, http_failures, http_examples = fuzz_http(info["http"], 3 if args.quick else 15)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        embedded_postgres.stop(str(tmp / "pg"))
+        from providers.caches import embedded_valkey
+
+        embedded_valkey.release(tmp / "valkey", set())
+    config_cases, config_failures, config_examples = fuzz_config(200 if args.quick else 2000)
+    fuzz = {"fuzz_cases": http_cases + config_cases, "fuzz_failures": http_failures + config_failures,
+            "http_cases": http_cases, "config_cases": config_cases,
+            "fuzz_failure_examples": http_examples + config_examples}
+    if not args.no_readme:
+        write_readme(markdown(rows, fuzz, args.quick))
+    print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
+                      "faults": [{k: r[k] for k in ("fault", "requests", "failed", "recovered_after_s", "lost",
+                                                    "failed_with_fallback", "writes_acknowledged",
+                                                    "writes_unverified", "error_p99_ms", "first_error")}
+                                 for r in rows], **fuzz}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
