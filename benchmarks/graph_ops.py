@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,7 +55,9 @@ async def direct(path: str, n: int, probes: list[str]) -> dict:
     await engine.initialize({"path": path})
     rng = np.random.default_rng(7)
     start = time.perf_counter()
+    bar = tqdm(total=n * 4, unit="item", desc="graph inserts", file=sys.stderr)  # n entities + 3n relationships
     for s in range(0, n, 1000):
+        bar.update(min(1000, n - s))
         await engine.create_entities([Entity(id=f"e{i}", name=f"entity {i}", entity_type="Thing")
                                       for i in range(s, min(s + 1000, n))])
     targets = rng.integers(0, n, size=(n, 3))
@@ -62,6 +65,8 @@ async def direct(path: str, n: int, probes: list[str]) -> dict:
                          relationship_type="LINKS") for i in range(n) for k in range(3)]
     for s in range(0, len(rels), 1000):
         await engine.create_relationships(rels[s:s + 1000])
+        bar.update(len(rels[s:s + 1000]))
+    bar.close()
     insert_s = time.perf_counter() - start
     hop1 = await timed(lambda e: engine.get_connected_entities(e, None, 1), probes)
     hop3 = await timed(lambda e: engine.get_connected_entities(e, None, 3), probes)

@@ -103,10 +103,14 @@ async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
 async def fill(store, data: np.ndarray) -> float:
     from providers.interfaces.vector_stores import VectorDocument
 
+    from tqdm import tqdm
+
     start = time.perf_counter()
-    for s in range(0, len(data), 1000):
-        await store.store_documents([VectorDocument(id=str(i), content="", embedding=data[i])
-                                     for i in range(s, min(s + 1000, len(data)))])
+    with tqdm(total=len(data), unit="vec", desc="insert", file=sys.stderr) as bar:
+        for s in range(0, len(data), 1000):
+            await store.store_documents([VectorDocument(id=str(i), content="", embedding=data[i])
+                                         for i in range(s, min(s + 1000, len(data)))])
+            bar.update(min(1000, len(data) - s))
     return len(data) / (time.perf_counter() - start)
 
 

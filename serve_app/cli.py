@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
     re.add_argument("--target", help="new collection name (default: derived from the model)")
     re.add_argument("--batch-size", type=int, default=256)
     re.add_argument("--abort", action="store_true", help="give up a re-embed in progress")
+    ing = sub.add_parser("ingest", parents=[remote], help="bulk-load documents into a vector store")
+    ing.add_argument("store")
+    ing.add_argument("file", help=".jsonl (documents), .csv (a content column) or text (one per line)")
+    ing.add_argument("--format", choices=["jsonl", "csv", "lines"], help="default: from the file's suffix")
+    ing.add_argument("--batch-size", type=int, default=256)
+    ing.add_argument("--text-column", default="content", help="CSV: the column holding the text")
+    ing.add_argument("--start-line", type=int, default=1, help="resume from this input line")
     mon = sub.add_parser("monitoring", parents=[remote])
     mon.add_argument("state", choices=["on", "off"])
     from serve_app.scaffold import add_arguments
@@ -146,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return _request(args, "POST", "/v1/admin/monitoring", {"enabled": args.state == "on"})
     if args.command == "reembed":
         return _reembed(args)
+    if args.command == "ingest":
+        return _ingest(args)
     if args.command == "add-provider":
         from serve_app.scaffold import run
 
@@ -207,6 +216,31 @@ def _reembed(args: argparse.Namespace) -> int:
 
 class _StepFailed(Exception):
     pass
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    import httpx
+
+    from serve_app.ingest import IngestError, ingest
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path} is not a file", file=sys.stderr)
+        return 2
+    if args.batch_size < 1 or args.start_line < 1:
+        print("error: --batch-size and --start-line must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        summary = ingest(args.url, args.store, path, args.format, args.batch_size, args.text_column,
+                         args.start_line, progress=True)
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach {args.url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary))
+    return 0
 
 
 def _build(args: argparse.Namespace) -> int:

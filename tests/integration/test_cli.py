@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import ADMIN_TOKEN, ADMIN_TOKEN_ENV, ROOT, SAMPLE
+from tests.integration.conftest import ADMIN_TOKEN, ADMIN_TOKEN_ENV, PG_PASSWORD, ROOT, SAMPLE
 
 pytestmark = pytest.mark.integration
 
@@ -72,11 +72,14 @@ def test_cli_export_status_and_schema(registry, tmp_path):
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert secret not in text and "${EMBEDDINGS_REMOTE_ONE_API_KEY}" in text
+    assert PG_PASSWORD not in text and "${VECTOR_STORES_MEMORIES_PASSWORD}" in text  # the session's own secret
+    import re
+
     import yaml
 
     from providers.registry.config import parse_config
 
-    exported = parse_config(yaml.safe_load(text), env={"EMBEDDINGS_REMOTE_ONE_API_KEY": "x"})
+    exported = parse_config(yaml.safe_load(text), env={v: "x" for v in re.findall(r"\$\{(\w+)\}", text)})
     assert {"minilm", "remote-one"} <= set(exported.embeddings.providers)  # run-time registrations kept
     assert exported.vector_stores.providers["memories"].embedder == "minilm"
     assert cli(registry, "export", token=False).returncode == 2
@@ -87,3 +90,33 @@ def test_cli_export_status_and_schema(registry, tmp_path):
     r = cli(registry, "schema", "-o", str(tmp_path / "schema.json"))
     schema = json.loads((tmp_path / "schema.json").read_text())
     assert "registry" in schema["properties"] and "vector_stores" in schema["properties"]
+
+
+def test_cli_ingest_loads_in_batches_and_stops_at_a_refused_batch(registry, tmp_path):
+    """Bulk load over HTTP: stored documents are searchable; a refused batch names its lines."""
+    lines = [json.dumps({"id": f"ingest-{i}", "content": f"ingested note number {i}", "metadata": {"n": i}})
+             for i in range(7)]
+    path = tmp_path / "notes.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    ids = [f"ingest-{i}" for i in range(8)]
+    try:
+        r = cli(registry, "ingest", "memories", str(path), "--batch-size", "3", token=False)
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout.splitlines()[-1])
+        assert summary["stored"] == 7 and summary["first_line"] == 1
+        assert "ingest memories" in r.stderr  # the progress bar
+        import httpx
+
+        got = httpx.get(registry["http"] + "/v1/vector_stores/memories/documents/ingest-6", timeout=30).json()
+        assert got["content"] == "ingested note number 6" and got["metadata"] == {"n": 6}
+
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(lines[0] + "\n" + json.dumps({"id": "ingest-7", "content": "x" * 6000}) + "\n")
+        r = cli(registry, "ingest", "memories", str(bad), "--batch-size", "1", token=False)
+        assert r.returncode == 1 and "lines 2-2 refused (400)" in r.stderr and "--start-line 2" in r.stderr
+        assert "1 documents before them are stored" in r.stderr
+    finally:
+        import httpx
+
+        for doc_id in ids:
+            httpx.delete(registry["http"] + f"/v1/vector_stores/memories/documents/{doc_id}", timeout=30)
