@@ -161,6 +161,14 @@ class ProviderSpec(_Strict):
         default_factory=BreakerOptions, description="When the router stops calling this provider."
     )
 
+    def __repr_args__(self) -> Any:
+        # A spec is printed by tracebacks, assertion rewriting and f-strings: its
+        # config may hold secrets (api_key, DSN passwords), so the repr redacts them.
+        from providers.registry.redaction import redact
+
+        for key, value in super().__repr_args__():
+            yield key, redact(value) if key == "config" else value
+
     @field_validator("fallback")
     @classmethod
     def _fallback_names(cls, names: list[str]) -> list[str]:
