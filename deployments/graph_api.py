@@ -144,7 +144,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/entities/{entity_id}")
+    @app.get("/v1/graph/{name}/entities/{entity_id:path}")
     async def http_get_entity(self, name: str, entity_id: str) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             found = await self.call(ENGINE, engine, "get_entity", [entity_id])
@@ -172,7 +172,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/relationships/{relationship_id}")
+    @app.get("/v1/graph/{name}/relationships/{relationship_id:path}")
     async def http_get_relationship(self, name: str, relationship_id: str) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             found = await self.call(ENGINE, engine, "get_relationship", [relationship_id])
@@ -183,7 +183,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/neighbors/{entity_id}")
+    @app.get("/v1/graph/{name}/neighbors/{entity_id:path}")
     async def http_neighbors(self, name: str, entity_id: str, depth: int = 1, relationship_type: str | None = None,
                              as_of: str | None = None) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
@@ -234,7 +234,7 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/timeline/{entity_id}")
+    @app.get("/v1/graph/{name}/timeline/{entity_id:path}")
     async def http_timeline(self, name: str, entity_id: str, start_time: str | None = None,
                             end_time: str | None = None) -> Response:
         async def op(engine: str, manager: str | None) -> Any:

@@ -384,7 +384,7 @@ class VectorStoreRoutes:
                    for h in hits]
         return json_response({"results": results, "count": len(results)})
 
-    @app.get("/v1/vector_stores/{name}/documents/{doc_id}")
+    @app.get("/v1/vector_stores/{name}/documents/{doc_id:path}")
     async def http_get_document(self, name: str, doc_id: str, include_embedding: bool = False) -> Response:
         try:
             doc = await self.call(VS, name, "get_document", [doc_id])
@@ -394,7 +394,7 @@ class VectorStoreRoutes:
             return error_response(404, f"vector store {name!r} has no document {doc_id!r}", "id", "not_found")
         return json_response(_doc_json(doc, include_embedding))
 
-    @app.delete("/v1/vector_stores/{name}/documents/{doc_id}")
+    @app.delete("/v1/vector_stores/{name}/documents/{doc_id:path}")
     async def http_delete_document(self, name: str, doc_id: str) -> Response:
         try:
             deleted = await self.call(VS, name, "delete_document", [doc_id])

@@ -25,7 +25,9 @@ from typing import Any
 
 import yaml
 
+from providers.errors import ConfigError, RegistryError
 from providers.registry.config import load_config
+from providers.registry.loading import check_allowed, split_class_path
 from providers.registry.table import provider_app_name
 
 PROVIDER_BUILDER = "serve_app.builders:build_provider_app"
@@ -38,7 +40,11 @@ def build_serve_config(config_path: str | os.PathLike[str]) -> dict[str, Any]:
     s = config.registry
     allowed = list(s.allowed_prefixes())
     apps = []
-    for ptype, name, _ in config.specs():
+    for ptype, name, parsed in config.specs():
+        try:  # the file refuses what every replica would refuse, before anyone deploys it
+            check_allowed(split_class_path(parsed.class_path)[0], allowed)
+        except RegistryError as exc:
+            raise ConfigError(str(exc), f"{ptype.value}.providers.{name}.class") from None
         spec = raw[ptype.value]["providers"][name]
         apps.append({
             "name": provider_app_name(s.app_name, ptype, name, 1),

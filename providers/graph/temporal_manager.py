@@ -90,7 +90,7 @@ class TemporalGraphManager(GraphManager):
     async def initialize(self, config: dict[str, Any]) -> None:
         self.cfg = parse_provider_config(TemporalManagerConfig, config)
         for i, t in enumerate(self.cfg.exclusive_relationships):
-            if not _TYPE_RE.match(t):
+            if not _TYPE_RE.fullmatch(t):
                 raise InvalidRequestError(f"{t!r} is not a relationship type name", f"config.exclusive_relationships[{i}]")
         resolver_of(self, f"the graph engine {self.cfg.graph_engine!r}")  # fail now without a registry
         self._engine = None  # looked up on first use: the engine may start after the manager
@@ -345,7 +345,7 @@ def _as_entity(raw: Any, where: str) -> Entity:
         raise InvalidRequestError(f"must be an entity object, got {type(raw).__name__}", where)
     if not isinstance(raw.name, str) or not raw.name.strip():
         raise InvalidRequestError("must be a non-empty string", f"{where}.name")
-    if not isinstance(raw.entity_type, str) or not _TYPE_RE.match(raw.entity_type) or raw.entity_type == EPISODE:
+    if not isinstance(raw.entity_type, str) or not _TYPE_RE.fullmatch(raw.entity_type) or raw.entity_type == EPISODE:
         raise InvalidRequestError("must be a type name (letters, digits, '_'; not 'Episode')", f"{where}.entity_type")
     if not isinstance(raw.properties, dict):
         raise InvalidRequestError("must be an object", f"{where}.properties")
@@ -369,7 +369,7 @@ def _as_relationship(raw: Any, where: str) -> Relationship:
     for key in ("source_id", "target_id"):
         if not isinstance(getattr(raw, key), str) or not getattr(raw, key):
             raise InvalidRequestError("must name an entity (its id or name)", f"{where}.{key}")
-    if not isinstance(raw.relationship_type, str) or not _TYPE_RE.match(raw.relationship_type) \
+    if not isinstance(raw.relationship_type, str) or not _TYPE_RE.fullmatch(raw.relationship_type) \
             or raw.relationship_type == MENTIONS:
         raise InvalidRequestError("must be a type name (letters, digits, '_'; not 'MENTIONS')",
                                   f"{where}.relationship_type")

@@ -28,6 +28,10 @@ def test_entities_relationships_neighbours_and_paths(registry):
     assert r.status_code == 200, r.text
     assert httpx.get(g(registry, "/entities/p2")).json()["name"] == "Person 2"
     assert httpx.get(g(registry, "/entities/nope")).status_code == 404
+    r = httpx.post(g(registry, "/entities"), json={"entities": [{"id": "org/acme", "name": "Acme", "entity_type": "Org"}]})
+    assert r.status_code == 200, r.text
+    assert httpx.get(g(registry, "/entities/org%2Facme")).json()["name"] == "Acme"  # '/' is part of the id
+    assert httpx.get(g(registry, "/neighbors/org%2Facme")).json()["entities"] == []
     r = httpx.get(g(registry, "/neighbors/p0"), params={"depth": 2})
     assert r.status_code == 200, r.text
     names = {e["name"] for e in r.json()["entities"]}

@@ -91,6 +91,20 @@ def test_bad_input_is_a_4xx_naming_the_field(registry, path, body, status, field
     assert r.json()["error"]["param"] == field, r.json()
 
 
+def test_ids_with_slashes_and_unicode_round_trip_over_http(registry):
+    """Path ids are matched whole: a '/' (sent as %2F) is part of the id, not a route."""
+    from urllib.parse import quote
+
+    base = registry["http"] + "/v1/vector_stores/memories/documents"
+    for doc_id in ("notes/2024/paris", "ü ✓ id"):
+        r = httpx.post(base, json={"documents": [{"id": doc_id, "content": "a path-like id"}]}, timeout=60)
+        assert r.status_code == 200, r.text
+        url = f"{base}/{quote(doc_id, safe='')}"
+        assert httpx.get(url).json()["id"] == doc_id
+        assert httpx.delete(url).status_code == 200
+        assert httpx.get(url).status_code == 404
+
+
 def test_unknown_store_is_404(registry):
     r = post(registry, "/v1/vector_stores/nope/search", {"text": "a"})
     assert r.status_code == 404 and "memories" in r.json()["error"]["message"]

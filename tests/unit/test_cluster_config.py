@@ -67,3 +67,14 @@ def test_gpu_example_names_an_unset_variable(missing):
 
     with pytest.raises(ConfigError, match=missing):
         load_config(GPU_EXAMPLE, env={k: v for k, v in ENV.items() if k != missing})
+
+
+def test_build_refuses_a_class_outside_the_allowlist(tmp_path):
+    """`provider-registry build` fails at the key, not later in every replica of `serve deploy`."""
+    from providers.errors import ConfigError
+    from serve_app.serve_config import build_serve_config
+
+    path = tmp_path / "providers.yaml"
+    path.write_text("embeddings:\n  providers:\n    evil:\n      class: os.system\n")
+    with pytest.raises(ConfigError, match=r"embeddings\.providers\.evil\.class: .*'os' is not in the allowed"):
+        build_serve_config(path)
