@@ -3,7 +3,8 @@ failed and what was lost; fuzz the HTTP API and the config loader.
 
 One registry (app ``reliability``) runs embedders with a fallback, a pgvector
 store filled by its own embedder, a Ladybug graph, and a Valkey cache behind
-the router's embedding cache, with two router replicas. For each fault, load
+the router's embedding cache, with two router replicas and health monitoring
+on (every 5 s; a healthy probe lets an open breaker try again at once). For each fault, load
 runs over HTTP before, during and after it:
 
     provider replica killed     ray.kill of the primary embedder's replica
@@ -510,6 +511,12 @@ async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool
                   only: str | None = None) -> list[dict[str, Any]]:
     http = info["http"]
     await seed_graph(http)
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:  # health monitoring on, as in production
+        r = await client.post(http + "/v1/admin/monitoring", json={"enabled": True},
+                              headers={"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"})
+        r.raise_for_status()
     faults = Faults(http, tmp, fault_file, window_s=2.0 if quick else 10.0)
     rows = []
     for name, method, kinds in FAULTS:

@@ -60,6 +60,7 @@ class ObservabilityOps:
         report["probe_ms"] = round((time.monotonic() - start) * 1000, 3)
         if report.get("status") == "healthy":
             report["last_success_at"] = report["checked_at"]
+            self.caller.breaker(route.key).probe_healthy()
         else:
             report["last_success_at"] = previous.get("last_success_at")
             self.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")

@@ -70,7 +70,7 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
         self.allowed = list(self.settings.allowed_prefixes())
         self.store = TableStore(self.settings.app_name)
         self.table = await asyncio.to_thread(self.store.seed, RouteTable.from_config(cfg))
-        self.metrics = RouterMetrics()
+        self.metrics = RouterMetrics(breaker_state=lambda key: self.caller.breaker(key).state.value)
         self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options,
                                      on_attempt=self.metrics.record)
         r = self.settings.router

@@ -19,13 +19,14 @@ Schema (Kùzu style, declared tables)::
 Timestamps are ISO-8601 UTC strings (see `providers.graph.common`): Ladybug's
 TIMESTAMP would return naive datetimes and refuses strings on assignment.
 Relationship ids have no index (Ladybug indexes node primary keys only), so
-lookups by relationship id scan the edges.
+the engine keeps a RelKey table mapping each to its source entity.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +51,11 @@ _CALLER_ERRORS = ("Parser exception", "Binder exception", "Catalog exception", "
 class LadybugClientConfig(ProviderConfig):
     path: str = Field(DEFAULT_PATH, min_length=1, description="Database file (':memory:' for none); parents created.")
     read_only: bool = Field(False, description="Open read-only (several processes may then share the file).")
+    lock_wait_s: float = Field(
+        30.0, ge=0, le=600,
+        description="How long opening waits for another process to release the database's lock. "
+        "Waiting in the replica beats failing: Serve backs off between failed replica starts, "
+        "so a 10 s lock cost 36 s of outage when each start failed at once (measured).")
 
 
 class LadybugEngineConfig(GraphEngineConfig, LadybugClientConfig):
@@ -95,12 +101,20 @@ class LadybugGraphClient(SyncGraphClient):
             if self.cfg.read_only and not Path(path).expanduser().exists():
                 raise ConfigError(f"{path} does not exist (a read-only open cannot create it)", "config.path")
             path = str(Path(path).expanduser())
-        try:
-            self._db = ladybug.Database(path, read_only=self.cfg.read_only)
-            self._conn = ladybug.Connection(self._db)
-        except RuntimeError as exc:
-            # e.g. "Could not set lock on file ... (Lock is held by PID n)": another process has it
-            raise ProviderCallError(f"cannot open Ladybug database {self.cfg.path}: {_first_line(exc)}") from None
+        deadline = time.monotonic() + self.cfg.lock_wait_s
+        while True:
+            try:
+                self._db = ladybug.Database(path, read_only=self.cfg.read_only)
+                self._conn = ladybug.Connection(self._db)
+                return
+            except RuntimeError as exc:
+                # e.g. "Could not set lock on file ... (Lock is held by PID n)": another process has it
+                locked = "lock" in str(exc).lower()
+                if not locked or time.monotonic() >= deadline:
+                    waited = f" (waited {self.cfg.lock_wait_s:g} s for the lock: config.lock_wait_s)" if locked else ""
+                    raise ProviderCallError(
+                        f"cannot open Ladybug database {self.cfg.path}: {_first_line(exc)}{waited}") from None
+            time.sleep(0.1)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -191,7 +205,7 @@ class LadybugGraphEngine(CypherGraphEngine):
         return LadybugGraphClient()
 
     def _client_config(self, raw: dict[str, Any]) -> dict[str, Any]:
-        return {k: raw[k] for k in ("path", "read_only") if k in raw}
+        return {k: raw[k] for k in ("path", "read_only", "lock_wait_s") if k in raw}
 
     async def _ensure_schema(self) -> None:
         await self.client.execute(

@@ -113,6 +113,14 @@ class CircuitBreaker:
         self.open_reason = reason
         self._trials = 0
 
+    def probe_healthy(self) -> None:
+        """A health probe answered healthy: an open breaker lets a trial call through now
+        instead of waiting out ``open_s`` (a provider back after a restart serves at once;
+        one that still fails its calls costs one trial and opens again)."""
+        if self._state == BreakerState.OPEN:
+            self._state = BreakerState.HALF_OPEN
+            self._trials = 0
+
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
         self.opened_at = None

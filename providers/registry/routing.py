@@ -111,9 +111,8 @@ class FallbackCaller:
                 raise
             if not done:
                 task.cancel()
-                message = f"missed its {timeout:g}s deadline"
+                message, outcome = f"missed its {timeout:g}s deadline", "timeout"
                 stats.timeouts += weight
-                self.on_attempt(key, "timeout", (self.clock() - start) * 1000, weight, position > 0)
             else:
                 try:
                     result = task.result()
@@ -123,8 +122,7 @@ class FallbackCaller:
                     self.breaker(key).record_success()
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
-                    message = self.scrub(describe_error(exc))
-                    self.on_attempt(key, "failure", (self.clock() - start) * 1000, weight, position > 0)
+                    message, outcome = self.scrub(describe_error(exc)), "failure"
                 else:
                     self.breaker(key).record_success()
                     stats.successes += weight
@@ -138,6 +136,8 @@ class FallbackCaller:
             stats.failures += weight
             stats.last_error = message
             self.breaker(key).record_failure(message)
+            # After the breaker counted it, so what on_attempt reads of the breaker is current.
+            self.on_attempt(key, outcome, (self.clock() - start) * 1000, weight, position > 0)
             tried.append(Attempt(name, message, self.clock() - start))
         raise _failure(kind, tried)
 

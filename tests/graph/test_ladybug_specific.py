@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -79,20 +81,43 @@ async def test_single_writer_between_processes(tmp_path):
     assert open_elsewhere(path, "rw") == "opened 1"
 
 
-async def test_engine_open_while_another_process_writes(tmp_path):
-    """Our initialize() reports the lock as a ProviderCallError, at once."""
-    path = tmp_path / "graph.db"
+def hold_lock(path: Path) -> subprocess.Popen:
+    """Another process with the database open read-write until its stdin closes."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, ladybug; db = ladybug.Database(sys.argv[1]); "
          "ladybug.Connection(db).execute('RETURN 1'); print('held', flush=True); sys.stdin.read()", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+async def test_engine_open_while_another_process_writes(tmp_path):
+    """Past lock_wait_s, initialize() reports the lock as a ProviderCallError naming the setting."""
+    path = tmp_path / "graph.db"
+    holder = hold_lock(path)
     try:
-        assert holder.stdout.readline().strip() == "held"
+        start = time.monotonic()
         with pytest.raises(ProviderCallError) as err:
-            await engine_at(path)
-        assert "lock" in str(err.value).lower()
+            await engine_at(path, lock_wait_s=0.5)
+        assert "lock" in str(err.value).lower() and "config.lock_wait_s" in str(err.value)
+        assert 0.5 <= time.monotonic() - start < 10
     finally:
         holder.stdin.close()
+        holder.wait(timeout=60)
+
+
+async def test_engine_open_waits_for_the_lock_to_be_released(tmp_path):
+    """A replica restarted while another process briefly holds the file starts as soon as it is free."""
+    path = tmp_path / "graph.db"
+    holder = hold_lock(path)
+    release = threading.Timer(1.0, holder.stdin.close)
+    release.start()
+    try:
+        engine = await engine_at(path, lock_wait_s=30)
+        assert (await engine.health_check())["status"] == "healthy"
+        await engine.close()
+    finally:
+        release.join()
         holder.wait(timeout=60)
 
 

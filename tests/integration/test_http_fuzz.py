@@ -123,6 +123,8 @@ def test_endpoint_survives_fuzzing(fuzz_target, method, path):
                 return  # never let the fuzzer delete or swap what the session runs on
             response = case.call(base_url=fuzz_target["url"], headers=AUTH if admin else None, timeout=120)
             fuzz_target["sent"][0] += 1
+            if path.endswith("/health") and response.status_code == 503 and "status" in response.json():
+                return  # an unhealthy provider's own report: 503 is its documented answer for load balancers
             if response.status_code >= 500:
                 failures.append(f"{response.status_code} for {case.as_curl_command()}: {response.text[:300]}")
                 return

@@ -105,3 +105,22 @@ def test_disabled_breaker_never_blocks():
         b.record_failure()
     b.open("ignored")
     assert b.allow() and b.state == BreakerState.CLOSED
+
+
+def test_a_healthy_probe_lets_a_trial_through_before_open_s():
+    b, clock = make(failure_threshold=1, open_s=30)
+    b.record_failure("down")
+    assert b.state == BreakerState.OPEN and not b.allow()
+    clock.now += 1  # far inside open_s
+    b.probe_healthy()
+    assert b.state == BreakerState.HALF_OPEN and b.allow() and not b.allow()  # one trial
+    b.record_success()
+    assert b.state == BreakerState.CLOSED
+    b.record_failure("down again")
+    b.probe_healthy()
+    assert b.allow()
+    b.record_failure("still failing its calls")  # healthy probe, failing calls: open again
+    assert b.state == BreakerState.OPEN and not b.allow()
+    b._close()
+    b.probe_healthy()  # no effect on a closed breaker
+    assert b.state == BreakerState.CLOSED
