@@ -124,6 +124,11 @@ def _admin_routes() -> list[Any]:
     return [r for r in app.routes if getattr(r, "path", "").startswith("/v1/admin")]
 
 
+# Read once, at collection: in a full run the integration tests import deployments.router
+# before these tests run, and its serve.ingress takes the routes off the shared app.
+ADMIN_ROUTES = _admin_routes()
+
+
 class _Probe(admin_api.AdminRoutes):
     """Stands in for the router: records any registry method an admin handler reaches."""
 
@@ -140,12 +145,12 @@ class _Probe(admin_api.AdminRoutes):
 
 
 def test_admin_routes_are_found():
-    paths = {(sorted(r.methods)[0], r.path) for r in _admin_routes()}
+    paths = {(sorted(r.methods)[0], r.path) for r in ADMIN_ROUTES}
     assert ("POST", "/v1/admin/providers/{ptype}/{name}") in paths and ("GET", "/v1/admin/export") in paths
     assert len(paths) >= 10
 
 
-@pytest.mark.parametrize("route", _admin_routes(), ids=lambda r: f"{sorted(r.methods)[0]} {r.path}")
+@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=lambda r: f"{sorted(r.methods)[0]} {r.path}")
 async def test_every_admin_route_is_behind_the_guard(monkeypatch, route):
     """No token: 403; wrong token: 401; and the registry is never reached. With the
     token the same handler does reach it (the probe can see a call)."""
