@@ -79,6 +79,10 @@ class RegistryRouter(HttpRoutes, VectorStoreRoutes, ToolRoutes, GraphRoutes, Adm
         self.handles: dict[str, Any] = {}
         self.described: dict[str, dict[str, Any]] = {}
         self.health: dict[str, dict[str, Any]] = {}
+        # Vector stores (vector_api): the embedding space each (route key, version) recorded,
+        # read once; and one lock per store so re-embed steps of one store never overlap.
+        self.spaces: dict[tuple[str, int], dict[str, Any]] = {}
+        self.reembed_locks: dict[str, asyncio.Lock] = {}
         self.secrets: set[str] = set()
         self._chains: dict[tuple[ProviderType, str], list[str]] = {}
         self._lock = asyncio.Lock()

@@ -66,7 +66,7 @@ class VectorStoreOps:
                 "dimension": getters.get("get_dimension")}
 
     async def _recorded_space(self, route: Route) -> dict[str, Any] | None:
-        cache = self.__dict__.setdefault("_spaces", {})
+        cache = self.spaces
         key = (route.key, route.version)
         if key not in cache:
             space = await self._store_call(route, "get_embedding_space")
@@ -93,7 +93,7 @@ class VectorStoreOps:
         recorded = await self._recorded_space(route)
         if recorded is None and method in WRITE_METHODS:
             recorded = await self._store_call(route, "set_embedding_space", wanted)  # first writer wins
-            self.__dict__.setdefault("_spaces", {})[(route.key, route.version)] = recorded
+            self.spaces[(route.key, route.version)] = recorded
         if space_differs(recorded, wanted):
             raise EmbeddingSpaceMismatchError(
                 f"vector store {route.name!r} holds vectors of {describe_space(recorded)}, but its embedder "
@@ -151,8 +151,7 @@ class VectorStoreOps:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise InvalidRequestError("must be an integer from 1 to 10000", "batch_size")
-        locks = self.__dict__.setdefault("_reembed_locks", {})
-        async with locks.setdefault(name, asyncio.Lock()):
+        async with self.reembed_locks.setdefault(name, asyncio.Lock()):
             state = await self._reembed_state(name, embedder, target)
             return await self._reembed_advance(name, state, batch_size)
 
