@@ -19,6 +19,7 @@ entities and relationships as an episode.
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -137,7 +138,10 @@ class MemoryStoreTool(_MemoryTool):
             raise InvalidRequestError("this memory.store has no graph_manager configured", "entities")
         embedder = await self._dep(ProviderType.EMBEDDING, cfg.embedder)
         store = await self._dep(ProviderType.VECTOR_STORE, cfg.vector_store)
-        vectors = await embedder.embed_texts([m["content"] for m in memories])
+        try:
+            vectors = await embedder.embed_texts([m["content"] for m in memories])
+        except InvalidRequestError as exc:  # the caller sent memories, not texts: name what they sent
+            raise as_memories_error(exc) from None
         now = datetime.now(timezone.utc)
         docs = [VectorDocument(id=m.get("id") or str(uuid.uuid4()), content=m["content"], embedding=v,
                                metadata={**m.get("metadata", {}), **({"source": source} if source else {})},
@@ -200,3 +204,17 @@ class MemorySearchTool(_MemoryTool):
             r["provenance"] = {"vector_store": cfg.vector_store, "source": r["metadata"].get("source"),
                                "reranker": cfg.reranker if rerank else None}
         return {"query": query, "results": results[:top_k], "candidates": len(hits), "reranked": bool(rerank and hits)}
+
+
+def as_memories_error(exc: InvalidRequestError) -> InvalidRequestError:
+    """An embedder's refusal of ``texts`` / ``texts[i]`` as one of ``memories`` / ``memories[i].content``."""
+    field = exc.field or ""
+    match = re.fullmatch(r"texts(\[\d+\])?", field)
+    if match is None:
+        return exc
+    message = str(exc).split(": ", 1)[1] if str(exc).startswith(field + ": ") else str(exc)
+    renamed = f"memories{match.group(1)}.content" if match.group(1) else "memories"
+    try:
+        return type(exc)(message, renamed)  # keeps the kind (and so the HTTP status)
+    except TypeError:
+        return InvalidRequestError(message, renamed)

@@ -79,6 +79,9 @@ def test_a_body_over_max_request_bytes_is_413_whether_declared_or_chunked(http):
     # tools: their schemas' limits, and the registry's on every string
     ("/v1/tools/memory.store", {"memories": [{"content": "m"}] * 257}, "memories",
      "maxItems in the input schema of memory.store"),
+    # within the tool's schema, over what its embedder takes in one call: named as the caller's field
+    ("/v1/tools/memory.store", {"memories": [{"content": "m"}] * (MAX_TEXTS + 1)}, "memories",
+     "registry.max_texts_per_request"),
     ("/v1/tools/memory.search", {"query": "q", "top_k": 101}, "top_k", "maximum in the input schema of memory.search"),
     ("/v1/tools/memory.search", {"query": LONG}, "query", "registry.max_chars_per_text"),
 ])
