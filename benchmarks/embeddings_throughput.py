@@ -162,27 +162,33 @@ async def router_overhead(app_name: str, provider_app: str, calls: int) -> dict:
 
 def router_logic_cost(calls: int) -> float:
     """p50 in microseconds of the router's own code per call (table lookup, input
-    checks, fallback bookkeeping) with a no-op provider: what the router adds
-    besides the Serve hop itself."""
+    checks, fallback bookkeeping, the answer's check) with a no-op provider: what
+    the router adds besides the Serve hop itself."""
     from providers.registry.config import parse_config
     from providers.registry.limits import check_call
+    from providers.registry.results import check_result
     from providers.registry.routing import FallbackCaller
     from providers.registry.table import RouteTable
     from providers.types import ProviderType
 
-    table = RouteTable.from_config(parse_config({"embeddings": {"providers": {"m": {"class": MINILM}}}}))
+    config = parse_config({"embeddings": {"providers": {"m": {"class": MINILM}}}})
+    table = RouteTable.from_config(config)
     caller = FallbackCaller()
+    vector = np.zeros(384, dtype=np.float32)
 
     async def noop(name: str, timeout: float) -> list:
-        return []
+        return [vector]
 
     async def run() -> list[float]:
         out = []
         for _ in range(calls):
             t = time.perf_counter()
-            check_call("embed_texts", [["hello"]], {}, 2048, 100000)
+            args = [["hello"]]
+            check_call("embed_texts", args, {}, config.registry)
             chain = table.chain(ProviderType.EMBEDDING, "m")
-            await caller.call("embeddings", chain, noop, lambda n: table.get(ProviderType.EMBEDDING, n).spec.call_timeout_s)
+            result = await caller.call("embeddings", chain, noop,
+                                       lambda n: table.get(ProviderType.EMBEDDING, n).spec.call_timeout_s)
+            check_result(ProviderType.EMBEDDING, "embed_texts", args, {}, result)
             out.append((time.perf_counter() - t) * 1e6)
         return out
 
