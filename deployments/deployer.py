@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 from deployments.logs import app_log, provider_log
+from deployments.names import PROVIDER_DEPLOYMENT_NAME  # noqa: F401  (read as deployer.PROVIDER_DEPLOYMENT_NAME)
+from deployments.provider_app import build_provider_app, provider_app_args
 from providers.errors import ConfigError, DeploymentError, InsufficientResourcesError
 from providers.registry.config import DeploymentOptions
 from providers.registry.loading import load_provider_class
@@ -22,7 +24,6 @@ from providers.registry.table import Route, provider_app_name
 
 logger = logging.getLogger(__name__)
 
-PROVIDER_DEPLOYMENT_NAME = "ProviderDeployment"
 
 # Building a Serve deployment is not thread-safe in Ray 2.60:
 # DeploymentConfig() registers and unregisters a module for cloudpickle's
@@ -42,20 +43,6 @@ def serve_status() -> Any:
 
     with _BUILD_LOCK:
         return serve.status()
-
-
-def provider_app_args(route: Route, registry_app: str, allowed_prefixes: list[str],
-                      log_encoding: str = "TEXT") -> dict[str, Any]:
-    """Arguments of `serve_app.builders.build_provider_app` (JSON-able, for Serve configs too)."""
-    return {
-        "registry_app": registry_app,
-        "type": route.type.value,
-        "name": route.name,
-        "version": route.version,
-        "spec": route.spec.model_dump(mode="json", by_alias=True),
-        "allowed_prefixes": list(allowed_prefixes),
-        "log_encoding": log_encoding,
-    }
 
 
 def app_name_of(route: Route, registry_app: str) -> str:
@@ -118,8 +105,6 @@ def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str]
                     log_encoding: str = "TEXT") -> str:
     """Deploy one version of a provider and wait until it is RUNNING."""
     from ray import serve
-
-    from serve_app.builders import build_provider_app
 
     check_replica_limit(route, allowed_prefixes)
     if check:

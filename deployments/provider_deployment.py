@@ -57,8 +57,6 @@ class ProviderDeployment:
         self.provider: Any = None
         self.batching = BatchingOptions()
         self._swap_lock = asyncio.Lock()
-        # How well dynamic batching works: requests and texts per model call.
-        self.batch_counts = {"batches": 0, "requests": 0, "texts": 0}
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Initialize (first call) or re-initialize with a new config, in place.
@@ -86,7 +84,7 @@ class ProviderDeployment:
         """What the provider reaches its dependencies through (`providers.registry.dependencies`):
         the registry's own client, so its calls take the router's path, fallbacks and breakers."""
         if self._registry is None:
-            from serve_app.client import ProviderRegistry
+            from deployments.client import ProviderRegistry
 
             self._registry = ProviderRegistry(app_name=self.registry_app)
         return self._registry
@@ -108,9 +106,6 @@ class ProviderDeployment:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _batched_embed(self, batches: list[list[str]]) -> list[np.ndarray]:
         flat = [text for texts in batches for text in texts]
-        self.batch_counts["batches"] += 1
-        self.batch_counts["requests"] += len(batches)
-        self.batch_counts["texts"] += len(flat)
         vectors = await self.provider.embed_texts(flat)
         matrix = np.asarray(vectors, dtype=np.float32)
         out, start = [], 0
@@ -128,12 +123,6 @@ class ProviderDeployment:
             "getters": getters,
             "async_methods": sorted(self.shape.async_methods - {"initialize"}),
         }
-
-    async def replica_stats(self) -> dict[str, Any]:
-        """This replica's batching counters (requests and texts per model call)."""
-        b = self.batch_counts
-        per = (lambda n: round(n / b["batches"], 2)) if b["batches"] else (lambda n: None)
-        return {**b, "requests_per_batch": per(b["requests"]), "texts_per_batch": per(b["texts"])}
 
     async def check_health(self) -> None:
         """Serve's replica health check: the provider's own verdict."""

@@ -50,7 +50,7 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
 
     from deployments import deployer
     from deployments.table_store import TableStore
-    from serve_app.builders import build_registry_app
+    from deployments.registry_app import build_registry_app
 
     s = config.registry
     serve.start(http_options={"host": s.http_host, "port": s.http_port} if http else None)

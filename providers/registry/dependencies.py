@@ -8,7 +8,7 @@ The contract: before ``initialize(config)``, whoever hosts a provider sets
     await self.registry.get_provider_with_fallback(ProviderType.EMBEDDING, "minilm")
 
 each returning an object implementing that type's interface. On Ray Serve
-it is the registry client (`serve_app.client.ProviderRegistry`): every call
+it is the registry client (`deployments.client.ProviderRegistry`): every call
 goes through the router, so dependencies get deadlines, fallback chains and
 breakers like any caller. Outside Ray (a script, a unit test) it is a
 `LocalRegistry` over provider instances in the same process.
