@@ -36,9 +36,9 @@ deploy: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/embeddings_throughput.py --quick
 
-# The README's generated providers.yaml reference, from the config's JSON Schema.
+# The generated providers.yaml reference in docs/configuration.md, from the config's JSON Schema.
 readme: $(STAMP)
-	$(PY) -m serve_app.config_reference --write README.md
+	$(PY) -m serve_app.config_reference --write docs/configuration.md
 
 clean:
 	rm -rf $(VENV) .data

@@ -1,13 +1,13 @@
-"""The README's providers.yaml reference, rendered from the config's JSON Schema.
+"""The providers.yaml reference of docs/configuration.md, rendered from the config's JSON Schema.
 
-    python -m serve_app.config_reference                    # print the Markdown
-    python -m serve_app.config_reference --write README.md  # replace the block between the markers
-    python -m serve_app.config_reference --check README.md  # exit 1 when the block is stale
+    python -m serve_app.config_reference                                # print the Markdown
+    python -m serve_app.config_reference --write docs/configuration.md  # replace the block between the markers
+    python -m serve_app.config_reference --check docs/configuration.md  # exit 1 when the block is stale
 
 The schema (``providers.registry.config.json_schema``, also what
 ``provider-registry schema`` gives editors) is the single source: a key's
 type, default, bounds and description are written once, on its pydantic
-field, so the README cannot document a key the loader does not know or miss
+field, so the manual cannot document a key the loader does not know or miss
 one it does. No Ray import: ``make readme`` runs in a second.
 """
 
@@ -22,6 +22,8 @@ from typing import Any
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
 REGENERATE = "make readme"
+# Where the reference lives (`make readme` writes it there; tests/unit/test_readme.py checks it).
+TARGET = "docs/configuration.md"
 # Several keys of one object sharing a definition (embeddings, vector_stores,
 # ... are all a ProviderGroup) are documented once, under this placeholder;
 # a map's keys (provider names) under MAP_KEY.
