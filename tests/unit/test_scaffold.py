@@ -1,4 +1,4 @@
-"""``provider-registry add-provider`` (serve_app/scaffold.py), without Ray.
+"""``provider-registry add-provider`` (the serve_app/scaffold package), without Ray.
 
 The generated tests are run for real, by pytest in a subprocess, once for the
 whole module (a fixture): one provider of every type as generated, which must
