@@ -10,6 +10,9 @@ for ~100 generated files keeps this fast on two cores.
 from __future__ import annotations
 
 import ast
+import fnmatch
+import importlib
+import inspect
 import io
 import os
 import re
@@ -20,17 +23,22 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from abc import abstractmethod
+from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from providers.interfaces import interface_for
+from providers.interfaces.embeddings import EmbeddingProvider
 from providers.registry.config import load_config
 from providers.types import ProviderType
 from serve_app import scaffold
 from serve_app.cli import main
 from serve_app.scaffold import Request, ScaffoldError
+from serve_app.scaffold.render import merged_config, render_module
 
 REPO = Path(__file__).resolve().parents[2]
 REPO_CONFIG = REPO / "config" / "providers.yaml"
@@ -171,6 +179,99 @@ def test_generated_module_loads_through_the_allowlist(generated):
         assert cls.__name__ == result.request.class_name
     finally:
         sys.path.remove(str(root))
+
+
+def same_signatures(cls: type, iface: type) -> list[str]:
+    """Methods of ``iface`` that ``cls`` declares differently (parameters, annotations, defaults, async)."""
+    return [name for name in sorted(iface.__abstractmethods__)
+            if inspect.signature(getattr(cls, name)) != inspect.signature(getattr(iface, name))
+            or inspect.iscoroutinefunction(getattr(cls, name)) != inspect.iscoroutinefunction(getattr(iface, name))]
+
+
+def imported(root: Path, module: str):
+    sys.path.insert(0, str(root))
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+    finally:
+        sys.path.remove(str(root))
+
+
+def test_generated_signatures_are_the_interfaces(generated):
+    root, _, originals, _, _ = generated
+    for ptype, result in originals.items():
+        cls = getattr(imported(root, result.module_name), result.request.class_name)
+        assert same_signatures(cls, interface_for(ptype)) == [], ptype.value
+
+
+def declared(source: str, name: str) -> str:
+    """How ``source`` declares method ``name``, layout aside: ``async def f(self, x: int=1)``."""
+    node = next(n for n in ast.walk(ast.parse(source))
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name)
+    return f"{'async def' if isinstance(node, ast.AsyncFunctionDef) else 'def'} {name}({ast.unparse(node.args)})"
+
+
+class ChangedEmbeddingProvider(EmbeddingProvider):
+    """EmbeddingProvider as it might change: a new keyword-only parameter whose annotation
+    needs an import the templates never mention, a new default, and a getter turned async."""
+
+    @abstractmethod
+    async def embed_texts(self, texts: list[str], batch_size: int = 64, *,
+                          scale: Decimal | None = None) -> list[np.ndarray]: ...
+
+    @abstractmethod
+    async def get_model_name(self) -> str: ...
+
+
+class GrownEmbeddingProvider(EmbeddingProvider):
+    @abstractmethod
+    async def warm_up(self) -> None: ...
+
+
+def test_rendering_follows_the_interface(tmp_path):
+    """The same template rendered against a changed interface: the generated class declares
+    the changed signatures (and imports what they name), and it still imports and subclasses."""
+    request = request_for(ProviderType.EMBEDDING, tmp_path, "changed")
+    config = merged_config(request)
+    before = render_module(request, EmbeddingProvider, "t.py", config)
+    after = render_module(request, ChangedEmbeddingProvider, "t.py", config)
+    assert declared(before, "embed_texts") == "async def embed_texts(self, texts: list[str], batch_size: int=32)"
+    assert declared(after, "embed_texts") == ("async def embed_texts(self, texts: list[str], batch_size: int=64, *, "
+                                              "scale: Decimal | None=None)")
+    assert declared(before, "get_model_name") == "def get_model_name(self)"
+    assert declared(after, "get_model_name") == "async def get_model_name(self)"
+    assert "from decimal import Decimal" in after.splitlines() and "Decimal" not in before
+    package = tmp_path / "pkg_changed"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "my_embedding.py").write_text(after)
+    cls = imported(tmp_path, "pkg_changed.my_embedding").MyEmbedding
+    assert issubclass(cls, ChangedEmbeddingProvider) and not inspect.isabstract(cls)
+    assert same_signatures(cls, ChangedEmbeddingProvider) == []
+    assert same_signatures(cls, EmbeddingProvider) == ["embed_texts", "get_model_name"]
+
+
+def test_a_template_behind_its_interface_fails_naming_the_method(tmp_path):
+    request = request_for(ProviderType.EMBEDDING, tmp_path, "grown")
+    with pytest.raises(ScaffoldError, match=r"embeddings/provider\.py-tpl.*warm_up.*GrownEmbeddingProvider"):
+        render_module(request, GrownEmbeddingProvider, "t.py", merged_config(request))
+
+
+def test_a_config_default_that_looks_like_a_token_is_kept_as_typed(tmp_path):
+    request = request_for(ProviderType.TOOL, tmp_path, "token", config_keys={"label": "__CLASS__ and __IFACE__"})
+    module = render_module(request, interface_for(ProviderType.TOOL), "t.py", merged_config(request))
+    assert 'label: str = "__CLASS__ and __IFACE__"' in module
+
+
+def test_every_template_file_ships_in_the_wheel():
+    """pyproject's package-data globs cover every template: a file they miss would be absent
+    from an installed wheel while every test here (run from the source tree) still passed."""
+    tomllib = pytest.importorskip("tomllib")
+    globs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package = REPO / "serve_app" / "scaffold"
+    files = [p.relative_to(package).as_posix() for p in (package / "templates").rglob("*") if p.is_file()]
+    assert len(files) == 2 + 2 * len(ProviderType) + 1
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs["serve_app.scaffold"])] == []
 
 
 # -- appending to providers.yaml ----------------------------------------------------------------------
