@@ -18,7 +18,7 @@ from pydantic import Field
 
 from providers.caches import codec
 from providers.interfaces.cache import CacheProvider
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 
 class MemoryCacheConfig(ProviderConfig):

@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr
 
 from providers.errors import ProviderCallError
 from providers.interfaces.embeddings import EmbeddingProvider
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 
 class OpenAICompatibleConfig(ProviderConfig):

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from providers.errors import ConfigError, ProviderLoadError
 from providers.interfaces.embeddings import EmbeddingProvider
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 
 class SentenceTransformerConfig(ProviderConfig):

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from providers.errors import ProviderCallError, ProviderLoadError
 from providers.interfaces.embeddings import EmbeddingProvider
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 INSTALL_HINT = "vLLM is not installed; install the GPU extra: pip install '.[gpu]'"
 

@@ -39,7 +39,7 @@ from pydantic import Field
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.interfaces.graph_clients import GraphClient
 from providers.interfaces.graph_engines import Entity, GraphEngine, GraphSearchResult, Relationship
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 logger = logging.getLogger(__name__)
 

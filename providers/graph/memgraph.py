@@ -28,7 +28,7 @@ from pydantic import Field, SecretStr
 
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -26,15 +26,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import GenerateJsonSchema
 
+# ProviderConfig and parse_provider_config live in providers.config_base; re-exported
+# here for deployments/ and serve_app/, which import them from this module.
+from providers.config_base import (NAME_PATTERN, ProviderConfig, StrictModel,  # noqa: F401
+                                   describe_errors, parse_provider_config)
 from providers.errors import ConfigError, RegistryError
 from providers.registry.breaker import BreakerOptions
 from providers.registry.interpolation import interpolate_tree
 from providers.types import ProviderType
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$"
 # Python code uses _NAME_RE.fullmatch: re's "$" also matches before a final "\n"
 # (pydantic's pattern= is Rust's regex, where "$" is the end of the text).
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -49,11 +52,7 @@ def is_valid_name(name: object) -> bool:
 DEFAULT_ALLOWED_PREFIXES = ("providers.",)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
-
-
-class BatchingOptions(_Strict):
+class BatchingOptions(StrictModel):
     """Dynamic batching (``@serve.batch``) on a provider's batchable method."""
 
     enabled: bool = Field(True, description="Batch concurrent calls into one model call.")
@@ -70,7 +69,7 @@ class BatchingOptions(_Strict):
     )
 
 
-class AutoscalingOptions(_Strict):
+class AutoscalingOptions(StrictModel):
     """The common subset of Ray Serve's AutoscalingConfig."""
 
     min_replicas: int = Field(1, ge=0, description="Replicas kept at idle.")
@@ -89,7 +88,7 @@ class AutoscalingOptions(_Strict):
         return self
 
 
-class DeploymentOptions(_Strict):
+class DeploymentOptions(StrictModel):
     """How a provider runs on Ray Serve (its own application, one deployment)."""
 
     num_replicas: int | None = Field(None, ge=1, description="Fixed replica count (default 1).")
@@ -127,7 +126,7 @@ class DeploymentOptions(_Strict):
         return self
 
 
-class ProviderSpec(_Strict):
+class ProviderSpec(StrictModel):
     """One provider: what to load, how to run it, where to fall back."""
 
     class_path: str = Field(
@@ -187,7 +186,7 @@ class ProviderSpec(_Strict):
         return refs
 
 
-class ProviderGroup(_Strict):
+class ProviderGroup(StrictModel):
     """The providers of one type (each type's section: ``embeddings:``, ``vector_stores:``, ...)."""
 
     providers: dict[str, ProviderSpec] = Field(
@@ -203,7 +202,7 @@ class ProviderGroup(_Strict):
         return providers
 
 
-class RouterOptions(_Strict):
+class RouterOptions(StrictModel):
     """The registry router: HTTP ingress and handle entry point in one deployment."""
 
     num_replicas: int = Field(1, ge=1, description="Router replicas.")
@@ -225,7 +224,7 @@ class RouterOptions(_Strict):
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
 
 
-class EmbeddingCacheOptions(_Strict):
+class EmbeddingCacheOptions(StrictModel):
     """Cache-aside for embeddings in the router (`providers.registry.embedding_cache`)."""
 
     enabled: bool = Field(True, description="A repeated text costs no model call.")
@@ -237,7 +236,7 @@ class EmbeddingCacheOptions(_Strict):
     max_bytes: int = Field(64 * 2**20, ge=1024, description="In-router LRU: most bytes kept.")
 
 
-class RolloutOptions(_Strict):
+class RolloutOptions(StrictModel):
     """How a swap watches the new version, and when it undoes itself."""
 
     auto_rollback: bool = Field(True, description="Roll back a new version that fails calls.")
@@ -246,7 +245,7 @@ class RolloutOptions(_Strict):
     min_calls: int = Field(5, ge=1, description="Calls needed before the rate is judged.")
 
 
-class RegistrySettings(_Strict):
+class RegistrySettings(StrictModel):
     """Settings of the registry itself (the ``registry:`` section)."""
 
     app_name: str = Field(
@@ -318,7 +317,7 @@ class RegistrySettings(_Strict):
         return DEFAULT_ALLOWED_PREFIXES + tuple(self.allowed_module_prefixes)
 
 
-class RegistryConfig(_Strict):
+class RegistryConfig(StrictModel):
     """The whole providers.yaml: the registry's settings, then one section per provider type."""
 
     registry: RegistrySettings = Field(default_factory=RegistrySettings, description="The registry itself.")
@@ -455,7 +454,7 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None, source: str = "
     try:
         return RegistryConfig.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, source)) from None
+        raise ConfigError(describe_errors(exc, source)) from None
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> RegistryConfig:
@@ -482,29 +481,4 @@ def parse_spec(raw: Any, path: str = "provider") -> ProviderSpec:
     try:
         return ProviderSpec.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
-
-
-def _describe(exc: ValidationError, source: str) -> str:
-    """Pydantic's errors as ``key.path: message`` lines (no input values: they may be secret)."""
-    lines = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{loc}: {msg}")
-    head = f"invalid {source}" if len(lines) > 1 else f"invalid {source}:"
-    return head + (" " + lines[0] if len(lines) == 1 else ":\n  " + "\n  ".join(lines))
-
-
-class ProviderConfig(_Strict):
-    """Base of each provider's own ``config:`` schema (unknown keys fail)."""
-
-
-def parse_provider_config(model: type[ProviderConfig], raw: Any, path: str = "config") -> Any:
-    """Validate a provider's ``config:`` mapping; errors name ``config.<key>``."""
-    try:
-        return model.model_validate(raw or {})
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, path).replace(f"invalid {path}: ", f"invalid {path}.", 1)) from None
+        raise ConfigError(describe_errors(exc, path)) from None

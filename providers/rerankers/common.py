@@ -27,7 +27,7 @@ from pydantic import Field
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.interfaces.rerankers import RerankCandidate, Reranker, RerankResult
 from providers.registry.coalescing import Coalescer
-from providers.registry.config import ProviderConfig
+from providers.config_base import ProviderConfig
 
 NORMALIZATIONS = ("none", "sigmoid", "minmax")
 FUSION_METHODS = ("rrf", "weighted")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from providers.errors import ConfigError, ProviderLoadError
-from providers.registry.config import parse_provider_config
+from providers.config_base import parse_provider_config
 from providers.rerankers.common import RerankerBase, RerankerConfig
 
 

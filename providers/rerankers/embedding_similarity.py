@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from providers.errors import ProviderCallError
-from providers.registry.config import NAME_PATTERN, parse_provider_config
+from providers.config_base import NAME_PATTERN, parse_provider_config
 from providers.registry.dependencies import resolver_of
 from providers.rerankers.common import RerankerBase, RerankerConfig
 from providers.types import ProviderType

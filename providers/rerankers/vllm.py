@@ -21,7 +21,7 @@ from pydantic import Field
 
 from providers.embeddings.vllm import VLLMEngineConfig, call_kwargs, engine_kwargs, import_vllm
 from providers.errors import ProviderCallError, ProviderLoadError
-from providers.registry.config import parse_provider_config
+from providers.config_base import parse_provider_config
 from providers.rerankers.common import RerankerBase, RerankerConfig
 
 

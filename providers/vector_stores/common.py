@@ -21,7 +21,7 @@ from pydantic import Field
 
 from providers.errors import ConfigError, InvalidRequestError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult
-from providers.registry.config import ProviderConfig
+from providers.config_base import ProviderConfig
 from providers.vector_stores.filters import parse_datetime
 
 MAX_ID_CHARS = 512

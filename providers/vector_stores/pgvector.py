@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
-from providers.registry.config import ProviderConfig, parse_provider_config
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.vector_stores import embedded_postgres
 from providers.vector_stores.common import (
     StoreConfig,

@@ -10,7 +10,7 @@ import pytest
 
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.rerankers import RerankCandidate, RerankResult
-from providers.registry.config import parse_provider_config
+from providers.config_base import parse_provider_config
 from providers.registry.loading import validate_provider_class
 from providers.rerankers.common import (
     RerankerBase,

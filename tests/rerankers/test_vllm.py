@@ -17,7 +17,7 @@ from providers.embeddings.vllm import (
     engine_kwargs,
 )
 from providers.errors import ConfigError, ProviderLoadError
-from providers.registry.config import parse_provider_config
+from providers.config_base import parse_provider_config
 from providers.rerankers.vllm import VLLMReranker, VLLMRerankerConfig
 
 no_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

@@ -69,7 +69,7 @@ def attacks(name: str) -> list[str]:
         f"{name.replace('providers', 'Providers')}.Thing", "Providers.embeddings.x.Y",  # case
         f"{name}\n.Thing", f"providers.x\n:{name}", f"providers\x00.{name}.Thing", f" {name}.Thing ",
         f"{name}.Thing;providers.x.Y", f"providers.x.Y {name}.Thing",
-        "providers.registry.config:BaseModel",  # an allowed module's import of a foreign class
+        "providers.config_base:BaseModel",  # an allowed module's import of a foreign class
         "providers.registry.loading:importlib",  # ... or of a module
     ]
 

@@ -18,7 +18,7 @@ import pytest_asyncio
 from providers.embeddings.openai_compatible import OpenAICompatibleConfig, OpenAICompatibleProvider, _decode
 from providers.embeddings.sentence_transformers import SentenceTransformerProvider, packaged_model_path
 from providers.errors import ConfigError, ProviderCallError
-from providers.registry.config import parse_provider_config
+from providers.config_base import parse_provider_config
 
 TEXTS = [
     "The cat sits on the mat.",
