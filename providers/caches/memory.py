@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 from pydantic import Field
 
 from providers.caches import codec
-from providers.interfaces.cache import CacheProvider
 from providers.config_base import ProviderConfig, parse_provider_config
+from providers.interfaces.cache import CacheProvider
 
 
 class MemoryCacheConfig(ProviderConfig):

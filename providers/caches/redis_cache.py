@@ -41,9 +41,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from providers.caches import codec, embedded_valkey
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import ConfigError
 from providers.interfaces.cache import CacheProvider
-from providers.config_base import ProviderConfig, parse_provider_config
 from providers.registry.redaction import redact_urls, scrub_text, secret_values
 
 logger = logging.getLogger(__name__)

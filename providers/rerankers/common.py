@@ -24,10 +24,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from providers.config_base import ProviderConfig
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.interfaces.rerankers import RerankCandidate, Reranker, RerankResult
 from providers.registry.coalescing import Coalescer
-from providers.config_base import ProviderConfig
 
 NORMALIZATIONS = ("none", "sigmoid", "minmax")
 FUSION_METHODS = ("rrf", "weighted")

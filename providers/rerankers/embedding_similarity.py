@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from providers.errors import ProviderCallError
 from providers.config_base import NAME_PATTERN, parse_provider_config
+from providers.errors import ProviderCallError
 from providers.registry.dependencies import resolver_of
 from providers.rerankers.common import RerankerBase, RerankerConfig
 from providers.types import ProviderType

@@ -27,11 +27,11 @@ from typing import Any
 
 from pydantic import Field
 
+from providers.config_base import NAME_PATTERN, ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError
 from providers.interfaces.rerankers import RerankCandidate
 from providers.interfaces.tools import Tool
 from providers.interfaces.vector_stores import VectorDocument
-from providers.config_base import NAME_PATTERN, ProviderConfig, parse_provider_config
 from providers.registry.dependencies import resolver_of
 from providers.types import ProviderType
 

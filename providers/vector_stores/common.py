@@ -19,9 +19,9 @@ import numpy as np
 import orjson
 from pydantic import Field
 
+from providers.config_base import ProviderConfig
 from providers.errors import ConfigError, InvalidRequestError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult
-from providers.config_base import ProviderConfig
 from providers.vector_stores.filters import parse_datetime
 
 MAX_ID_CHARS = 512

@@ -38,9 +38,9 @@ from typing import Any, Awaitable, Callable, TypeVar
 import numpy as np
 from pydantic import Field, field_validator
 
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
-from providers.config_base import ProviderConfig, parse_provider_config
 from providers.vector_stores import embedded_postgres
 from providers.vector_stores.common import (
     StoreConfig,

@@ -55,10 +55,10 @@ import numpy as np
 from pydantic import Field, SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
+from providers.config_base import parse_provider_config
 from providers.errors import (ConfigError, InvalidRequestError, ProviderCallError, ProviderTimeoutError,
                               RegistryError)
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
-from providers.config_base import parse_provider_config
 from providers.vector_stores.common import (StoreConfig, check_documents, check_id, check_identifier, check_ids,
                                             check_metadata, check_min_score, check_top_k, check_vector,
                                             check_weight, fuse)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from providers.config_base import parse_provider_config
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.rerankers import RerankCandidate, RerankResult
-from providers.config_base import parse_provider_config
 from providers.registry.loading import validate_provider_class
 from providers.rerankers.common import (
     RerankerBase,

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
+from providers.config_base import parse_provider_config
 from providers.embeddings.openai_compatible import OpenAICompatibleConfig, OpenAICompatibleProvider, _decode
 from providers.embeddings.sentence_transformers import SentenceTransformerProvider, packaged_model_path
 from providers.errors import ConfigError, ProviderCallError
-from providers.config_base import parse_provider_config
 
 TEXTS = [
     "The cat sits on the mat.",
