@@ -18,9 +18,10 @@
     └── ProviderCallError            a provider call failed (and its fallbacks, if any)
         └── ProviderTimeoutError     ... by missing its deadline
 
-Every error carries a plain message; HTTP maps each class to a status code in
-one place (`deployments.http_errors`). Provider SDK errors are translated at the
-provider boundary with ``raise ... from exc``.
+Every error carries a plain message and its HTTP status (``http_status``); HTTP
+answers them in one place (`deployments.http_api.registry_error_response`).
+Provider SDK errors are translated at the provider boundary with
+``raise ... from exc``.
 """
 
 from __future__ import annotations
@@ -106,3 +107,8 @@ class ProviderCallError(RegistryError):
 
 class ProviderTimeoutError(ProviderCallError):
     http_status = 504
+
+
+def not_initialized(owner: str) -> ProviderCallError:
+    """The error of a call that reaches a provider before its ``initialize`` has run."""
+    return ProviderCallError(f"{owner} is not initialized")

@@ -8,16 +8,15 @@ official client asks for): a quarter of the JSON and no float parsing.
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any, Literal
 
 import httpx
 import numpy as np
 from pydantic import Field, SecretStr
 
-from providers.errors import ProviderCallError
-from providers.interfaces.embeddings import EmbeddingProvider
 from providers.config_base import ProviderConfig, parse_provider_config
+from providers.embeddings.base import EmbeddingProviderBase
+from providers.errors import ProviderCallError, not_initialized
 
 
 class OpenAICompatibleConfig(ProviderConfig):
@@ -34,7 +33,7 @@ class OpenAICompatibleConfig(ProviderConfig):
     max_connections: int = Field(64, ge=1, description="HTTP connection pool size.")
 
 
-class OpenAICompatibleProvider(EmbeddingProvider):
+class OpenAICompatibleProvider(EmbeddingProviderBase):
     def __init__(self) -> None:
         self.settings: OpenAICompatibleConfig | None = None
         self.client: httpx.AsyncClient | None = None
@@ -82,7 +81,7 @@ class OpenAICompatibleProvider(EmbeddingProvider):
 
     def _require(self) -> OpenAICompatibleConfig:
         if self.settings is None:
-            raise RuntimeError("provider not initialized")
+            raise not_initialized("OpenAI-compatible embedder")
         return self.settings
 
     def get_dimension(self) -> int:
@@ -94,22 +93,8 @@ class OpenAICompatibleProvider(EmbeddingProvider):
     def get_model_name(self) -> str:
         return self.settings.model if self.settings else "unknown"
 
-    async def health_check(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        try:
-            vector = await self.embed_query("health check")
-            ok = len(vector) == self._dimension
-            self.last_error = None if ok else f"dimension {len(vector)} != {self._dimension}"
-        except Exception as exc:  # health checks report, never raise
-            ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
-        return {
-            "status": "healthy" if ok else "unhealthy",
-            "model_name": self.get_model_name(),
-            "base_url": self.settings.base_url if self.settings else None,
-            "dimension": self._dimension,
-            "response_time": round(time.perf_counter() - start, 4),
-            "last_error": self.last_error,
-        }
+    def _health_details(self) -> dict[str, Any]:
+        return {"base_url": self.settings.base_url if self.settings else None}
 
     async def close(self) -> None:
         if self.client is not None:

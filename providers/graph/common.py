@@ -36,10 +36,11 @@ from typing import Any, Iterable
 import orjson
 from pydantic import Field
 
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.interfaces.graph_clients import GraphClient
 from providers.interfaces.graph_engines import Entity, GraphEngine, GraphSearchResult, Relationship
-from providers.config_base import ProviderConfig, parse_provider_config
+from providers.owner_thread import OwnerThread
 
 logger = logging.getLogger(__name__)
 
@@ -523,11 +524,14 @@ def jsonable(value: Any) -> Any:
 
 class SyncGraphClient(GraphClient):
     """``execute`` and ``execute_in_transaction`` for clients over a blocking driver:
-    inputs checked here, the work done by the subclass's ``_run`` (its own
-    thread), ``_execute_sync`` and ``_transaction_sync``."""
+    inputs checked here, the work done on ``thread`` (which owns the driver's
+    connection) by the subclass's ``_execute_sync`` and ``_transaction_sync``."""
+
+    def __init__(self, thread: OwnerThread) -> None:
+        self._thread = thread
 
     async def execute(self, query: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        return await self._run(self._execute_sync, check_query(query), check_parameters(parameters))
+        return await self._thread.run(self._execute_sync, check_query(query), check_parameters(parameters))
 
     async def execute_in_transaction(
         self, statements: list[tuple[str, dict[str, Any] | None]]
@@ -539,7 +543,7 @@ class SyncGraphClient(GraphClient):
             if not isinstance(item, (list, tuple)) or len(item) != 2:
                 raise InvalidRequestError("must be a (query, parameters) pair", f"statements[{n}]")
             checked.append((check_query(item[0]), check_parameters(item[1])))
-        return await self._run(self._transaction_sync, checked)
+        return await self._thread.run(self._transaction_sync, checked)
 
     def supports_transactions(self) -> bool:
         return True

@@ -28,18 +28,17 @@ import asyncio
 import logging
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from pydantic import Field
 
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
-from providers.config_base import ProviderConfig, parse_provider_config
+from providers.owner_thread import OwnerThread
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_PATH = ".data/graph/ladybug.db"
 LARGE_LIST = 64  # list parameters longer than this bypass the prepared-statement cache
@@ -74,16 +73,16 @@ class LadybugGraphClient(SyncGraphClient):
         return 1  # one process may hold the database's write lock
 
     def __init__(self) -> None:
+        super().__init__(OwnerThread("Ladybug client", thread_name="ladybug"))
         self.cfg: LadybugClientConfig | None = None
         self._db: Any = None
         self._conn: Any = None
-        self._executor: ThreadPoolExecutor | None = None
 
     async def initialize(self, config: dict[str, Any]) -> None:
         self.cfg = parse_provider_config(LadybugClientConfig, config)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ladybug")
+        self._thread.start()
         try:
-            await self._run(self._open)
+            await self._thread.run(self._open)
         except Exception:
             await self.close()
             raise
@@ -115,11 +114,6 @@ class LadybugGraphClient(SyncGraphClient):
                     raise ProviderCallError(
                         f"cannot open Ladybug database {self.cfg.path}: {_first_line(exc)}{waited}") from None
             time.sleep(0.1)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise ProviderCallError("Ladybug client is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     # -- on the database thread --
     def _execute_sync(self, query: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,10 +167,6 @@ class LadybugGraphClient(SyncGraphClient):
             return {"status": "unhealthy", "backend": "ladybug", "error": f"{type(exc).__name__}: {exc}"[:300]}
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-
         def shut() -> None:
             # Closing releases the file lock, so a reopen (or another process) can take it.
             for handle in (self._conn, self._db):
@@ -187,8 +177,7 @@ class LadybugGraphClient(SyncGraphClient):
                         logger.debug("Ladybug close failed", exc_info=True)
             self._conn = self._db = None
 
-        await asyncio.get_running_loop().run_in_executor(executor, shut)
-        executor.shutdown(wait=True)
+        await self._thread.close(shut)
 
 
 class LadybugGraphEngine(CypherGraphEngine):

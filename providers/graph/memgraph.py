@@ -21,17 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 from pydantic import Field, SecretStr
 
+from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError, ProviderCallError
 from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
-from providers.config_base import ProviderConfig, parse_provider_config
+from providers.owner_thread import OwnerThread
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # Messages of a lost or refused connection (the driver raises one DatabaseError class for all).
 _CONNECTION_RE = re.compile(r"connect|connection|socket|timed? ?out|broken pipe|reset by peer|ssl|handshake",
@@ -82,9 +81,10 @@ class MemgraphGraphClient(SyncGraphClient):
         return None  # a server: any number of clients
 
     def __init__(self) -> None:
+        # GQLAlchemy's cached connection is not thread-safe: one thread owns it.
+        super().__init__(OwnerThread("Memgraph client", thread_name="memgraph"))
         self.cfg: MemgraphClientConfig | None = None
         self._mg: Any = None
-        self._executor: ThreadPoolExecutor | None = None
 
     async def initialize(self, config: dict[str, Any]) -> None:
         self.cfg = parse_provider_config(MemgraphClientConfig, config)
@@ -92,7 +92,7 @@ class MemgraphGraphClient(SyncGraphClient):
             from gqlalchemy import Memgraph
         except ImportError:
             raise ProviderCallError("Memgraph needs the 'gqlalchemy>=1.8,<1.9' package") from None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memgraph")
+        self._thread.start()
         c = self.cfg
         self._mg = Memgraph(host=c.host, port=c.port, username=c.username, password=c.password.get_secret_value(),
                             encrypted=c.encrypted, client_name=c.client_name)
@@ -101,11 +101,6 @@ class MemgraphGraphClient(SyncGraphClient):
         except Exception:
             await self.close()
             raise
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
-            raise ProviderCallError("Memgraph client is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _execute_sync(self, query: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
         try:
@@ -155,10 +150,6 @@ class MemgraphGraphClient(SyncGraphClient):
                     "error": f"{type(exc).__name__}: {exc}"[:300]}
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is None:
-            return
-
         def shut() -> None:
             conn = getattr(self._mg, "_cached_connection", None)
             if conn is not None:
@@ -168,8 +159,7 @@ class MemgraphGraphClient(SyncGraphClient):
                     logger.debug("Memgraph close failed", exc_info=True)
             self._mg = None
 
-        await asyncio.get_running_loop().run_in_executor(executor, shut)
-        executor.shutdown(wait=True)
+        await self._thread.close(shut)
 
 
 class MemgraphGraphEngine(CypherGraphEngine):

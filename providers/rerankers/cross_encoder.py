@@ -12,16 +12,17 @@ Scores are the model's raw logits, mapped by ``normalization`` (default
 
 from __future__ import annotations
 
-import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import Field
 
-from providers.errors import ConfigError, ProviderLoadError
 from providers.config_base import parse_provider_config
+from providers.errors import ConfigError, ProviderLoadError, not_initialized
+from providers.owner_thread import OwnerThread
 from providers.rerankers.common import RerankerBase, RerankerConfig
+
+OWNER = "cross-encoder reranker"
 
 
 class CrossEncoderConfig(RerankerConfig):
@@ -44,20 +45,15 @@ class CrossEncoderReranker(RerankerBase):
         self.device = "cpu"
         self.model_name = "unloaded"
         self.max_length: int | None = None
-        self._executor: ThreadPoolExecutor | None = None
-
-    async def initialize(self, config: dict[str, Any]) -> None:
-        self.settings = parse_provider_config(CrossEncoderConfig, config)
         # One thread owns the model, as in the sentence-transformers embedder:
         # forward passes never run concurrently (they would only fight over
         # the same cores) and the event loop stays free while they run.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
-        await self._run(self._load)
+        self._thread = OwnerThread(OWNER, thread_name="rerank")
 
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._executor is None:
-            raise RuntimeError("reranker not initialized")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    async def initialize(self, config: dict[str, Any]) -> None:
+        self.settings = parse_provider_config(CrossEncoderConfig, config)
+        self._thread.start()
+        await self._thread.run(self._load)
 
     def _load(self) -> None:
         import torch  # heavy: imported only by the provider that needs it
@@ -99,21 +95,17 @@ class CrossEncoderReranker(RerankerBase):
         return limit
 
     async def _score(self, query: str, documents: list[str]) -> list[float]:
-        return await self._run(self.predict_pairs, [(query, d) for d in documents])
+        return await self._thread.run(self.predict_pairs, [(query, d) for d in documents])
 
     async def _score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        return await self._run(self.predict_pairs, pairs)
-
-    def predict(self, query: str, documents: list[str]) -> list[float]:
-        """Blocking: raw logits, one per document, in input order."""
-        return self.predict_pairs([(query, d) for d in documents])
+        return await self._thread.run(self.predict_pairs, pairs)
 
     def predict_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
         """Blocking: raw logits, one per (query, document) pair, in input order."""
         import torch
 
         if self.model is None:
-            raise RuntimeError("reranker not initialized")
+            raise not_initialized(OWNER)
         out = self.model.predict(
             pairs,
             batch_size=self.settings.batch_size,  # type: ignore[attr-defined]
@@ -134,5 +126,4 @@ class CrossEncoderReranker(RerankerBase):
                 "device": self.device, "max_length": self.max_length}
 
     async def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        await self._thread.close()

@@ -3,7 +3,7 @@
 For large rerankers (bge-reranker-v2-m3, Qwen3-Reranker ...) on a GPU. vLLM
 is optional (``pip install '.[gpu]'``) and imported only when this provider
 starts; the engine keys and the import are shared with the vLLM embedder
-(`providers.embeddings.vllm`).
+(`providers._vllm`).
 
 ``normalization`` defaults to "none": for a one-label cross-encoder vLLM's
 score already applies the classifier's activation (a sigmoid), so scores are
@@ -13,16 +13,17 @@ similarity, which vLLM does itself.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import Field
 
-from providers.embeddings.vllm import VLLMEngineConfig, call_kwargs, engine_kwargs, import_vllm
-from providers.errors import ProviderCallError, ProviderLoadError
+from providers._vllm import VLLMEngineConfig, call_kwargs, engine_kwargs, import_vllm
 from providers.config_base import parse_provider_config
+from providers.errors import ProviderCallError, ProviderLoadError, not_initialized
+from providers.owner_thread import OwnerThread
 from providers.rerankers.common import RerankerBase, RerankerConfig
+
+OWNER = "vLLM reranker"
 
 
 class VLLMRerankerConfig(VLLMEngineConfig, RerankerConfig):
@@ -34,18 +35,12 @@ class VLLMReranker(RerankerBase):
     def __init__(self) -> None:
         super().__init__()
         self.llm: Any = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread = OwnerThread(OWNER, thread_name="vllm-rerank")  # the offline engine is not thread-safe
 
     async def initialize(self, config: dict[str, Any]) -> None:
         self.settings = parse_provider_config(VLLMRerankerConfig, config)
-        # The offline engine is not thread-safe: one thread owns it.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm-rerank")
-        await self._run(self._load)
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        if self._executor is None:
-            raise RuntimeError("reranker not initialized")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        self._thread.start()
+        await self._thread.run(self._load)
 
     def _load(self) -> None:
         vllm = import_vllm()
@@ -56,12 +51,12 @@ class VLLMReranker(RerankerBase):
             raise ProviderLoadError(f"vLLM cannot load {s.model!r} for scoring: {exc}") from exc
 
     async def _score(self, query: str, documents: list[str]) -> list[float]:
-        return await self._run(self.predict, query, documents)
+        return await self._thread.run(self.predict, query, documents)
 
     def predict(self, query: str, documents: list[str]) -> list[float]:
         """Blocking: one score per document, in input order (1 -> N scoring)."""
         if self.llm is None:
-            raise RuntimeError("reranker not initialized")
+            raise not_initialized(OWNER)
         try:
             outputs = self.llm.score(query, documents, **call_kwargs(self.settings))  # type: ignore[arg-type]
         except Exception as exc:
@@ -80,5 +75,4 @@ class VLLMReranker(RerankerBase):
 
     async def close(self) -> None:
         self.llm = None
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
+        await self._thread.close()

@@ -10,14 +10,10 @@ from typing import Any
 
 import pytest
 
-from providers.embeddings.vllm import (
-    VLLMEmbeddingConfig,
-    VLLMEmbeddingProvider,
-    call_kwargs,
-    engine_kwargs,
-)
-from providers.errors import ConfigError, ProviderLoadError
+from providers._vllm import call_kwargs, engine_kwargs
 from providers.config_base import parse_provider_config
+from providers.embeddings.vllm import VLLMEmbeddingConfig, VLLMEmbeddingProvider
+from providers.errors import ConfigError, ProviderLoadError
 from providers.rerankers.vllm import VLLMReranker, VLLMRerankerConfig
 
 no_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")

@@ -1,0 +1,45 @@
+"""What the embedding providers here share: how they report their health."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from providers.interfaces.embeddings import EmbeddingProvider
+
+
+class EmbeddingProviderBase(EmbeddingProvider):
+    """An `EmbeddingProvider` whose ``health_check`` embeds a probe query and checks
+    the vector (``get_dimension()`` values, all finite). Subclasses add keys to the
+    report with `_health_details`."""
+
+    last_error: str | None = None
+
+    def _health_details(self) -> dict[str, Any]:
+        return {}
+
+    async def health_check(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        try:
+            self.last_error = _vector_problem(await self.embed_query("health check"), self.get_dimension())
+        except Exception as exc:  # health checks report, never raise
+            self.last_error = f"{type(exc).__name__}: {exc}"
+        return {
+            "status": "healthy" if self.last_error is None else "unhealthy",
+            "model_name": self.get_model_name(),
+            **self._health_details(),
+            "dimension": self.get_dimension(),
+            "response_time": round(time.perf_counter() - start, 4),
+            "last_error": self.last_error,
+        }
+
+
+def _vector_problem(vector: Any, dimension: int) -> str | None:
+    vector = np.asarray(vector)
+    if vector.shape != (dimension,):
+        return f"embedding has shape {vector.shape}, expected ({dimension},)"
+    if not np.isfinite(vector).all():
+        return "embedding holds NaN or infinity"
+    return None
