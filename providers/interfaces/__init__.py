@@ -1,6 +1,6 @@
 """One interface per provider type, imported on first use (STYLE: register by name).
 
-`interface_for(ptype)` gives the ABC; `describe_interface(cls)` lists which of
+`interface_for(ptype)` gives the ABC; `shape_of(ptype)` lists which of
 its methods are async (called through the router per call) and which are
 cheap sync getters (read once when the registry describes a provider).
 """
