@@ -16,7 +16,7 @@ Schema (Kùzu style, declared tables)::
     REL TABLE RELATES(FROM Entity TO Entity, id, type, properties, created_at,
                       updated_at, valid_from, valid_to STRING, confidence DOUBLE)
 
-Timestamps are ISO-8601 UTC strings (see `providers.graph.common`): Ladybug's
+Timestamps are ISO-8601 UTC strings (see `providers.graph.engine`): Ladybug's
 TIMESTAMP would return naive datetimes and refuses strings on assignment.
 Relationship ids have no index (Ladybug indexes node primary keys only), so
 the engine keeps a RelKey table mapping each to its source entity.
@@ -35,7 +35,8 @@ from pydantic import Field
 
 from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
-from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
+from providers.graph.client_base import SyncGraphClient
+from providers.graph.engine import CypherGraphEngine, GraphEngineConfig
 from providers.owner_thread import OwnerThread
 
 logger = logging.getLogger(__name__)

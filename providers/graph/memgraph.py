@@ -6,7 +6,7 @@ through ``gqlalchemy.Memgraph`` (autocommit); ``execute_in_transaction``
 opens its own ``mgclient`` connection (GQLAlchemy's driver) with autocommit
 off, since GQLAlchemy has no transaction API.
 
-The data model is the one in `providers.graph.common` (label ``Entity``,
+The data model is the one in `providers.graph.engine` (label ``Entity``,
 edge type ``RELATES``, type as a property, JSON properties, ISO-8601 UTC
 strings), so the engine's queries are shared with Ladybug; only the schema
 (index and uniqueness constraint) and the BFS syntax are Memgraph's own.
@@ -27,7 +27,8 @@ from pydantic import Field, SecretStr
 
 from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError, ProviderCallError
-from providers.graph.common import CypherGraphEngine, GraphEngineConfig, SyncGraphClient
+from providers.graph.client_base import SyncGraphClient
+from providers.graph.engine import CypherGraphEngine, GraphEngineConfig
 from providers.owner_thread import OwnerThread
 
 logger = logging.getLogger(__name__)

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from providers.config_base import NAME_PATTERN, ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError
-from providers.graph.common import to_utc
+from providers.graph.times import to_utc
 from providers.interfaces.graph_engines import Entity, GraphSearchResult, Relationship
 from providers.interfaces.graph_managers import EpisodeResult, GraphManager
 from providers.registry.dependencies import resolver_of

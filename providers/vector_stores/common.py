@@ -19,12 +19,12 @@ import numpy as np
 import orjson
 from pydantic import Field
 
+from providers.checks import check_id
 from providers.config_base import ProviderConfig
 from providers.errors import ConfigError, InvalidRequestError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult
 from providers.vector_stores.filters import parse_datetime
 
-MAX_ID_CHARS = 512
 MAX_METADATA_BYTES = 64 * 1024
 DISTANCES = ("cosine", "l2", "inner_product")
 # SQL identifiers and collection names from config: validated, then quoted.
@@ -66,16 +66,6 @@ def as_document(doc: Any, where: str) -> VectorDocument:
                               metadata=doc.get("metadata") or {}, created_at=doc.get("created_at"),
                               updated_at=doc.get("updated_at"))
     raise InvalidRequestError(f"must be a VectorDocument or an object, got {type(doc).__name__}", where)
-
-
-def check_id(doc_id: Any, where: str) -> str:
-    if not isinstance(doc_id, str) or not doc_id.strip():
-        raise InvalidRequestError("must be a non-empty string", where)
-    if len(doc_id) > MAX_ID_CHARS:
-        raise InvalidRequestError(f"has {len(doc_id)} characters; the limit is {MAX_ID_CHARS}", where)
-    if "\x00" in doc_id:
-        raise InvalidRequestError("must not contain NUL characters", where)
-    return doc_id
 
 
 def check_ids(ids: Any, where: str, limit: int) -> list[str]:

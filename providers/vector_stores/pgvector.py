@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 import numpy as np
 from pydantic import Field, field_validator
 
+from providers.checks import check_id
 from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import ConfigError, InvalidRequestError, ProviderCallError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
@@ -45,7 +46,6 @@ from providers.vector_stores import embedded_postgres
 from providers.vector_stores.common import (
     StoreConfig,
     check_documents,
-    check_id,
     check_identifier,
     check_ids,
     check_min_score,

@@ -55,11 +55,12 @@ import numpy as np
 from pydantic import Field, SecretStr
 from qdrant_client import AsyncQdrantClient, models
 
+from providers.checks import check_id
 from providers.config_base import parse_provider_config
 from providers.errors import (ConfigError, InvalidRequestError, ProviderCallError, ProviderTimeoutError,
                               RegistryError)
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
-from providers.vector_stores.common import (StoreConfig, check_documents, check_id, check_identifier, check_ids,
+from providers.vector_stores.common import (StoreConfig, check_documents, check_identifier, check_ids,
                                             check_metadata, check_min_score, check_top_k, check_vector,
                                             check_weight, fuse)
 from providers.vector_stores.filters import (TIMESTAMP_FIELDS, Condition, Group, parse_datetime,

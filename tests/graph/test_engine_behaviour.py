@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from providers.errors import InvalidRequestError
-from providers.graph.common import is_read_only
+from providers.graph.cypher_lexer import is_read_only
 from providers.interfaces.graph_engines import Entity, Relationship
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
