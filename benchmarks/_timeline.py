@@ -9,7 +9,6 @@ the timeline and in the numbers around it.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,13 +18,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from providers.net import free_port  # noqa: E402  (re-exported to the other benchmarks)
+
 SAMPLE = "tests.integration.sample_providers"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(providers: dict) -> dict:

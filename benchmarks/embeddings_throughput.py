@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from providers.net import free_port  # noqa: E402
+
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
 MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
 
@@ -61,12 +62,6 @@ def offline_rate(texts: list[str], seconds: float) -> float:
         model.encode(texts[done % len(texts):][:256] or texts[:256], batch_size=32, normalize_embeddings=True)
         done += 256
     return done / (time.perf_counter() - start)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- load generators ---------------------------------------------------------------

@@ -10,7 +10,6 @@ its own key prefix, so tests never see each other's keys.
 from __future__ import annotations
 
 import itertools
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +71,3 @@ async def make_cache(valkey_dir: Path) -> AsyncIterator[MakeCache]:
 @pytest.fixture(params=CACHES)
 async def cache(request: pytest.FixtureRequest, make_cache: MakeCache) -> CacheProvider:
     return await make_cache(request.param)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

