@@ -21,11 +21,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.http_api import (
-    app,
+    BodyReader,
     error_response,
     json_body,
     json_response,
     registry_error_response,
+    route,
     validate_body,
 )
 from providers.errors import InvalidRequestError
@@ -79,10 +80,13 @@ def _digest(token: str) -> bytes:
 
 
 class AdminRoutes:
-    """Mixed into the router; each handler delegates to the router's own method."""
+    """Each handler checks the token, then calls the same part a Python caller reaches."""
+
+    def __init__(self, core: Any, lifecycle: Any, rollout: Any, vectors: Any, body: BodyReader) -> None:
+        self.core, self.lifecycle, self.rollout, self.vectors, self.body = core, lifecycle, rollout, vectors, body
 
     async def _admin(self, request: Request, op: Any, status: int = 200) -> Response:
-        denied = admin_denied(request, self.settings.admin_token_env)
+        denied = admin_denied(request, self.core.settings.admin_token_env)
         if denied is not None:
             return denied
         try:
@@ -90,76 +94,76 @@ class AdminRoutes:
         except Exception as exc:
             return registry_error_response(exc)
 
-    @app.post("/v1/admin/providers/{ptype}/{name}", openapi_extra=json_body(ProviderSpec))
+    @route("POST", "/v1/admin/providers/{ptype}/{name}", openapi_extra=json_body(ProviderSpec))
     async def admin_register(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            body = await self.read_json(request, empty_ok=True)
+            body = await self.body.json(request, empty_ok=True)
             if "class" not in body:
                 raise InvalidRequestError("is required", "class")
             class_path = body.pop("class")
             config, metadata = body.pop("config", {}), body.pop("metadata", {})
-            return await self.register_provider(ptype, name, class_path, config, metadata, body)
+            return await self.lifecycle.register_provider(ptype, name, class_path, config, metadata, body)
 
         return await self._admin(request, op, 201)
 
-    @app.post("/v1/admin/providers/{ptype}/{name}/reload")
+    @route("POST", "/v1/admin/providers/{ptype}/{name}/reload")
     async def admin_reload(self, request: Request, ptype: str, name: str) -> Response:
-        return await self._admin(request, lambda: self.reload_provider(ptype, name))
+        return await self._admin(request, lambda: self.rollout.reload_provider(ptype, name))
 
-    @app.post("/v1/admin/providers/{ptype}/{name}/swap", openapi_extra=json_body(SWAP_BODY, required=False))
+    @route("POST", "/v1/admin/providers/{ptype}/{name}/swap", openapi_extra=json_body(SWAP_BODY, required=False))
     async def admin_swap(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            return await self.swap_provider(ptype, name, await self.read_json(request, empty_ok=True))
+            return await self.rollout.swap_provider(ptype, name, await self.body.json(request, empty_ok=True))
 
         return await self._admin(request, op)
 
-    @app.post("/v1/admin/providers/{ptype}/{name}/rollback")
+    @route("POST", "/v1/admin/providers/{ptype}/{name}/rollback")
     async def admin_rollback(self, request: Request, ptype: str, name: str) -> Response:
-        return await self._admin(request, lambda: self.rollback_provider(ptype, name))
+        return await self._admin(request, lambda: self.rollout.rollback_provider(ptype, name))
 
-    @app.delete("/v1/admin/providers/{ptype}/{name}")
+    @route("DELETE", "/v1/admin/providers/{ptype}/{name}")
     async def admin_delete(self, request: Request, ptype: str, name: str) -> Response:
-        return await self._admin(request, lambda: self.delete_provider(ptype, name))
+        return await self._admin(request, lambda: self.lifecycle.delete_provider(ptype, name))
 
-    @app.put("/v1/admin/providers/{ptype}/{name}/fallback", openapi_extra=json_body(FallbackBody))
+    @route("PUT", "/v1/admin/providers/{ptype}/{name}/fallback", openapi_extra=json_body(FallbackBody))
     async def admin_fallback(self, request: Request, ptype: str, name: str) -> Response:
         async def op() -> Any:
-            body = await self.parse_body(request, FallbackBody)
-            return await self.set_fallback_provider(ptype, name, body.fallback)
+            body = await self.body.parse(request, FallbackBody)
+            return await self.lifecycle.set_fallback_provider(ptype, name, body.fallback)
 
         return await self._admin(request, op)
 
-    @app.post("/v1/admin/vector_stores/{name}/reembed", openapi_extra=json_body(ReembedBody, required=False))
+    @route("POST", "/v1/admin/vector_stores/{name}/reembed", openapi_extra=json_body(ReembedBody, required=False))
     async def admin_reembed(self, request: Request, name: str) -> Response:
         """One step of a re-embed (one batch); repeat until the answer says ``done``."""
         async def op() -> Any:
-            body = validate_body(await self.read_json(request, empty_ok=True), ReembedBody)
-            return await self.reembed_step(name, body.embedder, body.target, body.batch_size)
+            body = validate_body(await self.body.json(request, empty_ok=True), ReembedBody)
+            return await self.vectors.reembed_step(name, body.embedder, body.target, body.batch_size)
 
         return await self._admin(request, op)
 
-    @app.delete("/v1/admin/vector_stores/{name}/reembed")
+    @route("DELETE", "/v1/admin/vector_stores/{name}/reembed")
     async def admin_reembed_abort(self, request: Request, name: str) -> Response:
         """Give up a re-embed: the store takes writes again; the staging route goes."""
-        return await self._admin(request, lambda: self.reembed_abort(name))
+        return await self._admin(request, lambda: self.vectors.reembed_abort(name))
 
-    @app.get("/v1/admin/export")
+    @route("GET", "/v1/admin/export")
     async def admin_export(self, request: Request) -> Response:
         """The live route table as a providers.yaml mapping (secrets as ${...} placeholders)."""
         async def op() -> Any:
             from providers.registry.export import export_table
 
-            await self._refresh()
-            registry = self.settings.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-            doc, needed = export_table(self.table, registry)
-            return {"config": doc, "set_these_variables": needed, "revision": self.table.revision}
+            await self.core.refresh()
+            registry = self.core.settings.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            doc, needed = export_table(self.core.table, registry)
+            return {"config": doc, "set_these_variables": needed, "revision": self.core.table.revision}
 
         return await self._admin(request, op)
 
-    @app.post("/v1/admin/monitoring", openapi_extra=json_body(MonitoringBody))
+    @route("POST", "/v1/admin/monitoring", openapi_extra=json_body(MonitoringBody))
     async def admin_monitoring(self, request: Request) -> Response:
         async def op() -> Any:
-            body = await self.parse_body(request, MonitoringBody)
-            return await self.set_monitoring(body.enabled)
+            body = await self.body.parse(request, MonitoringBody)
+            return await self.lifecycle.set_monitoring(body.enabled)
 
         return await self._admin(request, op)

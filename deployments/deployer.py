@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 from deployments.logs import app_log, provider_log
-from deployments.names import PROVIDER_DEPLOYMENT_NAME  # noqa: F401  (read as deployer.PROVIDER_DEPLOYMENT_NAME)
 from deployments.provider_app import build_provider_app, provider_app_args
 from providers.errors import ConfigError, DeploymentError, InsufficientResourcesError
 from providers.registry.config import DeploymentOptions

@@ -20,7 +20,15 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployments.admin_api import admin_denied
-from deployments.http_api import app, error_response, json_body, json_response, registry_error_response, rename_field
+from deployments.http_api import (
+    BodyReader,
+    error_response,
+    json_body,
+    json_response,
+    registry_error_response,
+    rename_field,
+    route,
+)
 from providers.errors import InvalidRequestError, ProviderNotFoundError
 from providers.interfaces.graph_engines import Entity, Relationship
 from providers.registry.limits import check_chars
@@ -98,22 +106,25 @@ class EpisodeIn(BaseModel):
 
 
 class GraphRoutes:
-    """HTTP handlers, mixed into the router deployment."""
+    """Graph engines and managers over HTTP: ``{name}`` is a manager (with its engine) or a bare engine."""
+
+    def __init__(self, core: Any, body: BodyReader) -> None:
+        self.core, self.body = core, body
 
     async def _graph_target(self, name: str) -> tuple[str, str | None]:
         """``(engine name, manager name or None)`` for ``{name}``."""
-        manager = self.table.routes.get(f"{MANAGER.value}/{name}")
+        manager = self.core.table.routes.get(f"{MANAGER.value}/{name}")
         if manager is None:
-            await self._refresh()
-            manager = self.table.routes.get(f"{MANAGER.value}/{name}")
+            await self.core.refresh()
+            manager = self.core.table.routes.get(f"{MANAGER.value}/{name}")
         if manager is not None:
             engine = manager.spec.config.get("graph_engine")
             if not engine:
                 raise InvalidRequestError(f"graph manager {name!r} names no graph_engine", "name")
             return engine, name
-        if f"{ENGINE.value}/{name}" in self.table.routes:
+        if f"{ENGINE.value}/{name}" in self.core.table.routes:
             return name, None
-        known = sorted(set(self.table.names(ENGINE)) | set(self.table.names(MANAGER)))
+        known = sorted(set(self.core.table.names(ENGINE)) | set(self.core.table.names(MANAGER)))
         raise ProviderNotFoundError(f"no graph engine or manager named {name!r}; known: {known or 'none'}")
 
     async def _graph(self, name: str, op: Any, renames: dict[str, str] | None = None) -> Response:
@@ -135,47 +146,47 @@ class GraphRoutes:
             raise InvalidRequestError(f"{what} needs a graph manager; this name is a bare graph engine", "name")
         return manager
 
-    @app.post("/v1/graph/{name}/entities", openapi_extra=json_body(EntitiesIn))
+    @route("POST", "/v1/graph/{name}/entities", openapi_extra=json_body(EntitiesIn))
     async def http_create_entities(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await self.parse_body(request, EntitiesIn)
+            body = await self.body.parse(request, EntitiesIn)
             ents = [Entity(**e.model_dump()) for e in body.entities]
-            return {"ids": await self.call(ENGINE, engine, "create_entities", [ents])}
+            return {"ids": await self.core.call(ENGINE, engine, "create_entities", [ents])}
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/entities/{entity_id:path}")
+    @route("GET", "/v1/graph/{name}/entities/{entity_id:path}")
     async def http_get_entity(self, name: str, entity_id: str) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            found = await self.call(ENGINE, engine, "get_entity", [entity_id])
+            found = await self.core.call(ENGINE, engine, "get_entity", [entity_id])
             if found is None:
                 return error_response(404, f"no entity {entity_id!r} in graph {name!r}", "entity_id", "not_found")
             return found
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/entities")
+    @route("GET", "/v1/graph/{name}/entities")
     async def http_find_entities(self, name: str, entity_type: str | None = None, limit: int = 100) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             if limit < 1:  # the upper bounds: registry.max_top_k, the engine's config.max_limit
                 raise InvalidRequestError("must be a positive integer", "limit")
-            return {"entities": await self.call(ENGINE, engine, "find_entities", [entity_type, None, limit])}
+            return {"entities": await self.core.call(ENGINE, engine, "find_entities", [entity_type, None, limit])}
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/relationships", openapi_extra=json_body(RelationshipsIn))
+    @route("POST", "/v1/graph/{name}/relationships", openapi_extra=json_body(RelationshipsIn))
     async def http_create_relationships(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await self.parse_body(request, RelationshipsIn)
+            body = await self.body.parse(request, RelationshipsIn)
             rels = [Relationship(**r.model_dump()) for r in body.relationships]
-            return {"ids": await self.call(ENGINE, engine, "create_relationships", [rels])}
+            return {"ids": await self.core.call(ENGINE, engine, "create_relationships", [rels])}
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/relationships/{relationship_id:path}")
+    @route("GET", "/v1/graph/{name}/relationships/{relationship_id:path}")
     async def http_get_relationship(self, name: str, relationship_id: str) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            found = await self.call(ENGINE, engine, "get_relationship", [relationship_id])
+            found = await self.core.call(ENGINE, engine, "get_relationship", [relationship_id])
             if found is None:
                 return error_response(404, f"no relationship {relationship_id!r} in graph {name!r}",
                                       "relationship_id", "not_found")
@@ -183,85 +194,85 @@ class GraphRoutes:
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/neighbors/{entity_id:path}")
+    @route("GET", "/v1/graph/{name}/neighbors/{entity_id:path}")
     async def http_neighbors(self, name: str, entity_id: str, depth: int = 1, relationship_type: str | None = None,
                              as_of: str | None = None) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             when = parse_time(as_of, "as_of")
-            if not await self.call(ENGINE, engine, "entity_exists", [entity_id]):
+            if not await self.core.call(ENGINE, engine, "entity_exists", [entity_id]):
                 return error_response(404, f"no entity {entity_id!r} in graph {name!r}", "entity_id", "not_found")
             if when is not None or manager is not None:
-                return await self.call(MANAGER, self._need_manager(manager, "as_of"), "get_connected_entities",
+                return await self.core.call(MANAGER, self._need_manager(manager, "as_of"), "get_connected_entities",
                                        [entity_id, relationship_type, depth, when])
-            return {"entities": await self.call(ENGINE, engine, "get_connected_entities",
+            return {"entities": await self.core.call(ENGINE, engine, "get_connected_entities",
                                                 [entity_id, relationship_type, depth])}
 
         return await self._graph(name, op, {"max_depth": "depth"})
 
-    @app.get("/v1/graph/{name}/path")
+    @route("GET", "/v1/graph/{name}/path")
     async def http_path(self, name: str, source: str, target: str, max_depth: int = 3) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             for field, eid in (("source", source), ("target", target)):
-                if not await self.call(ENGINE, engine, "entity_exists", [eid]):
+                if not await self.core.call(ENGINE, engine, "entity_exists", [eid]):
                     return error_response(404, f"no entity {eid!r} in graph {name!r}", field, "not_found")
-            path = await self.call(ENGINE, engine, "find_path", [source, target, max_depth])
+            path = await self.core.call(ENGINE, engine, "find_path", [source, target, max_depth])
             return {"path": path, "found": path is not None}
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/cypher", openapi_extra=json_body(CypherIn))
+    @route("POST", "/v1/graph/{name}/cypher", openapi_extra=json_body(CypherIn))
     async def http_cypher(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             from providers.graph.common import is_read_only
 
-            body = await self.parse_body(request, CypherIn)
-            check_chars(body.query, "query", self.settings.max_chars_per_text)  # before lexing it
-            admin = admin_denied(request, self.settings.admin_token_env) is None
+            body = await self.body.parse(request, CypherIn)
+            check_chars(body.query, "query", self.core.settings.max_chars_per_text)  # before lexing it
+            admin = admin_denied(request, self.core.settings.admin_token_env) is None
             if not admin and not is_read_only(body.query):
                 raise InvalidRequestError("write clauses need the admin token (Authorization: Bearer ...); "
                                           "this endpoint is read-only for others", "query")
-            return {"rows": await self.call(ENGINE, engine, "execute_cypher", [body.query, body.parameters])}
+            return {"rows": await self.core.call(ENGINE, engine, "execute_cypher", [body.query, body.parameters])}
 
         return await self._graph(name, op)
 
-    @app.post("/v1/graph/{name}/episodes", openapi_extra=json_body(EpisodeIn))
+    @route("POST", "/v1/graph/{name}/episodes", openapi_extra=json_body(EpisodeIn))
     async def http_add_episode(self, name: str, request: Request) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
-            body = await self.parse_body(request, EpisodeIn)
+            body = await self.body.parse(request, EpisodeIn)
             when = body.timestamp or datetime.now().astimezone()
-            return await self.call(MANAGER, self._need_manager(manager, "episodes"), "add_episode",
+            return await self.core.call(MANAGER, self._need_manager(manager, "episodes"), "add_episode",
                                    [body.content, when, body.entities, body.relationships, body.source])
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/timeline/{entity_id:path}")
+    @route("GET", "/v1/graph/{name}/timeline/{entity_id:path}")
     async def http_timeline(self, name: str, entity_id: str, start_time: str | None = None,
                             end_time: str | None = None) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             lo, hi = parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
-            if not await self.call(ENGINE, engine, "entity_exists", [entity_id]):
+            if not await self.core.call(ENGINE, engine, "entity_exists", [entity_id]):
                 return error_response(404, f"no entity {entity_id!r} in graph {name!r}", "entity_id", "not_found")
             if manager is not None:
-                events = await self.call(MANAGER, manager, "get_entity_timeline", [entity_id, lo, hi])
+                events = await self.core.call(MANAGER, manager, "get_entity_timeline", [entity_id, lo, hi])
             else:
-                events = await self.call(ENGINE, engine, "get_entity_timeline", [entity_id, lo, hi])
+                events = await self.core.call(ENGINE, engine, "get_entity_timeline", [entity_id, lo, hi])
             return {"entity_id": entity_id, "events": events}
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/changes")
+    @route("GET", "/v1/graph/{name}/changes")
     async def http_changes(self, name: str, start_time: str, end_time: str) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             lo, hi = parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
-            return await self.call(MANAGER, self._need_manager(manager, "changes"), "get_changes", [lo, hi])
+            return await self.core.call(MANAGER, self._need_manager(manager, "changes"), "get_changes", [lo, hi])
 
         return await self._graph(name, op)
 
-    @app.get("/v1/graph/{name}/as_of")
+    @route("GET", "/v1/graph/{name}/as_of")
     async def http_as_of(self, name: str, as_of: str, entity_id: str | None = None, depth: int = 1) -> Response:
         async def op(engine: str, manager: str | None) -> Any:
             when = parse_time(as_of, "as_of")
-            return await self.call(MANAGER, self._need_manager(manager, "as_of"), "get_graph_as_of",
+            return await self.core.call(MANAGER, self._need_manager(manager, "as_of"), "get_graph_as_of",
                                    [when, entity_id, depth])
 
         return await self._graph(name, op, {"max_depth": "depth"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from providers.errors import InvalidRequestError, RegistryError, RequestTooLargeError
 from providers.registry.limits import check_texts
@@ -25,7 +27,40 @@ from providers.types import ProviderType
 
 logger = logging.getLogger("ray.serve")
 
-app = FastAPI(title="Provider registry", docs_url="/docs", redoc_url=None)
+
+def route(method: str, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a handler method of a route group; `mount` adds it, bound to its object.
+
+    Handlers are methods of small classes that receive their collaborators in
+    their constructors, so no FastAPI app exists at import time and none is
+    changed by importing anything (`build_http_app` makes one per router).
+    """
+    def mark(handler: Callable[..., Any]) -> Callable[..., Any]:
+        handler.__route__ = (method, path, options)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def mount(app: FastAPI, *groups: object) -> None:
+    """Add every marked handler of ``groups``, in the order the classes define them
+    (Starlette matches routes in order: ``/entities/{id:path}`` before ``/entities``)."""
+    for group in groups:
+        for name, handler in vars(type(group)).items():
+            marked = getattr(handler, "__route__", None)
+            if marked is not None:
+                method, path, options = marked
+                app.add_api_route(path, getattr(group, name), methods=[method], **options)
+
+
+def new_app() -> FastAPI:
+    """A FastAPI app that answers every error in the registry's JSON shape and
+    documents it in its spec; the routes come from `mount`."""
+    app = FastAPI(title="Provider registry", docs_url="/docs", redoc_url=None)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+    return app
 
 
 def json_body(model: type[BaseModel] | dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -61,7 +96,7 @@ ERRORS = {"4XX": "The request was refused; `error.param` names the field.",
           "5XX": "A provider (and its fallbacks) failed, timed out or is overloaded."}
 
 
-def openapi() -> dict[str, Any]:
+def openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's spec, with the errors every route really answers (our JSON shape,
     400 rather than FastAPI's 422)."""
     if app.openapi_schema is None:
@@ -80,8 +115,6 @@ def openapi() -> dict[str, Any]:
         app.openapi_schema = spec
     return app.openapi_schema
 
-
-app.openapi = openapi  # type: ignore[method-assign]
 
 
 class EmbeddingsRequest(BaseModel):
@@ -178,42 +211,58 @@ def _first_problem(errors: list[dict[str, Any]]) -> tuple[str, str]:
     return first + "".join(f"; {loc}: {msg}" for loc, msg in rest), field
 
 
-@app.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     err = InvalidRequestError(*_first_problem(exc.errors()))
     return error_response(400, str(err), err.field, "invalid_request")
 
 
-@app.exception_handler(StarletteHTTPException)
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-    return error_response(exc.status_code, str(exc.detail))
+    response = error_response(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # RFC 9110: Allow lists every method the path answers. Starlette names only the
+        # first route whose path matched (``/documents/{id}`` has a GET and a DELETE route).
+        allowed = {m for r in request.app.routes if r.matches(request.scope)[0] is not Match.NONE
+                   for m in getattr(r, "methods", None) or ()}
+        if allowed:
+            response.headers["allow"] = ", ".join(sorted(allowed))
+    return response
 
 
-class HttpRoutes:
-    """Route handlers, mixed into the router deployment (`deployments.router`)."""
+class BodyReader:
+    """Every handler reads its body through these two, with the registry's size limit."""
 
-    # Every handler reads its body through these two, with the registry's size limit.
-    async def parse_body(self, request: Request, model: type[BaseModel]) -> Any:
-        return await parse_body(request, model, self.settings.max_request_bytes)
+    def __init__(self, max_request_bytes: int) -> None:
+        self.max_request_bytes = max_request_bytes
 
-    async def read_json(self, request: Request, empty_ok: bool = False) -> dict[str, Any]:
-        return await read_json_object(request, self.settings.max_request_bytes, empty_ok)
+    async def parse(self, request: Request, model: type[BaseModel]) -> Any:
+        return await parse_body(request, model, self.max_request_bytes)
 
-    @app.post("/v1/embeddings", openapi_extra=json_body(EmbeddingsRequest))
+    async def json(self, request: Request, empty_ok: bool = False) -> dict[str, Any]:
+        return await read_json_object(request, self.max_request_bytes, empty_ok)
+
+
+class CoreRoutes:
+    """OpenAI-compatible embeddings, the model and provider listings, health and stats."""
+
+    def __init__(self, core: Any, observability: Any, body: BodyReader) -> None:
+        self.core, self.observability, self.body = core, observability, body
+
+    @route("POST", "/v1/embeddings", openapi_extra=json_body(EmbeddingsRequest))
     async def embeddings(self, request: Request) -> Response:
         # The body is parsed here, not by FastAPI, so that a client that omits
         # Content-Type (curl -d does) is still understood, and errors keep our shape.
         try:
-            body = await self.parse_body(request, EmbeddingsRequest)
+            body = await self.body.parse(request, EmbeddingsRequest)
         except InvalidRequestError as exc:
             return error_response(exc.http_status, str(exc), exc.field, "invalid_request")
         texts = [body.input] if isinstance(body.input, str) else body.input
         try:
             if texts and all(isinstance(t, int) for t in texts):
                 raise InvalidRequestError("token arrays are not supported; send strings", "input")
-            s = self.settings
+            s = self.core.settings
             check_texts(texts, "input", s.max_texts_per_request, s.max_chars_per_text)
-            vectors = await self.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
+            vectors = await self.core.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
         except Exception as exc:
             return registry_error_response(rename_field(exc, "texts", "input"), param="model")
         matrix = np.asarray(vectors, dtype=np.float32)
@@ -228,34 +277,35 @@ class HttpRoutes:
         return json_response({"object": "list", "data": data, "model": body.model,
                               "usage": {"prompt_tokens": words, "total_tokens": words}})
 
-    @app.get("/v1/models")
+    @route("GET", "/v1/models")
     async def models(self) -> Response:
-        names = self.table.names(ProviderType.EMBEDDING)
+        names = self.core.table.names(ProviderType.EMBEDDING)
         return json_response({"object": "list", "data": [
             {"id": n, "object": "model", "owned_by": "provider-registry"} for n in names]})
 
-    @app.get("/v1/providers")
+    @route("GET", "/v1/providers")
     async def http_list_providers(self, type: str | None = None, include_instances: bool = False) -> Response:
         try:
-            return json_response(await self.list_providers(type, include_instances))
+            return json_response(await self.observability.list_providers(type, include_instances))
         except Exception as exc:
             return registry_error_response(exc)
 
-    @app.get("/v1/providers/{ptype}/{name}/health")
+    @route("GET", "/v1/providers/{ptype}/{name}/health")
     async def http_health(self, ptype: str, name: str) -> Response:
         try:
-            report = await self.health_check(ptype, name)
+            report = await self.observability.health_check(ptype, name)
         except Exception as exc:
             return registry_error_response(exc)
         return json_response(report, 200 if report.get("status") == "healthy" else 503)
 
-    @app.get("/v1/stats")
+    @route("GET", "/v1/stats")
     async def http_stats(self) -> Response:
-        return json_response(await self.get_stats())
+        return json_response(await self.observability.get_stats())
 
-    @app.get("/healthz")
+    @route("GET", "/healthz")
     async def healthz(self) -> Response:
-        return json_response({"status": "ok", "providers": len(self.table.routes), "revision": self.table.revision})
+        table = self.core.table
+        return json_response({"status": "ok", "providers": len(table.routes), "revision": table.revision})
 
 
 def rename_field(exc: BaseException, old: str, new: str) -> BaseException:

@@ -1,6 +1,6 @@
 """Health probes, listings and cluster-wide statistics of the router.
 
-Mixed into `deployments.router.RegistryRouter`. Each router replica counts
+A part of the router, given the core. Each router replica counts
 its own calls and publishes a snapshot to GCS every `STATS_PUBLISH_S`
 (`deployments.table_store.StatsStore`); `get_stats` sums every replica's
 snapshot, so the figures are the cluster's whichever replica answers.
@@ -15,6 +15,9 @@ import time
 from typing import Any
 
 from deployments import deployer
+from deployments.names import PROVIDER_DEPLOYMENT_NAME
+from deployments.router_core import RouterCore
+from deployments.table_store import StatsStore
 from providers.registry.redaction import redact
 from providers.registry.routing import describe_error
 from providers.registry.stats import describe, merge_usage
@@ -27,16 +30,22 @@ STATS_PUBLISH_S = 1.0
 _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 
 
-class ObservabilityOps:
-    """Needs from the host: table, settings, health, caller, coalescer, embedding_cache, replica_id,
-    stats_store, _route, _handle, scrub, describe."""
+MONITOR_POLL_S = 0.5  # how soon switching monitoring on starts probing
+
+
+class Observability:
+    def __init__(self, core: RouterCore, stats_store: StatsStore, replica_id: str) -> None:
+        self.core = core
+        self.stats_store = stats_store
+        self.replica_id = replica_id
+        self.health: dict[str, dict[str, Any]] = {}  # route key -> its last probe's report
 
     # -- health ------------------------------------------------------------------------
     async def health_check(self, ptype: Any, name: str) -> dict[str, Any]:
         ptype = ProviderType.parse(ptype)
-        return await self._health_of(await self._route(ptype, name))
+        return await self.health_of(await self.core.route(ptype, name))
 
-    async def _health_of(self, route: Route) -> dict[str, Any]:
+    async def health_of(self, route: Route) -> dict[str, Any]:
         """Probe one provider; an unhealthy answer opens its breaker at once.
 
         Failover must not wait for Ray, whose replica checks take 30 s to
@@ -44,7 +53,7 @@ class ObservabilityOps:
         """
         start = time.monotonic()
         try:
-            response = self._handle(route).invoke.remote("health_check")
+            response = self.core.handle(route).invoke.remote("health_check")
             report = await asyncio.wait_for(response, route.spec.call_timeout_s)
             if not isinstance(report, dict) or "status" not in report:
                 report = {"status": "unhealthy", "error": f"malformed health report: {report!r}"[:300]}
@@ -54,36 +63,44 @@ class ObservabilityOps:
             report = {"status": "unhealthy", "error": describe_error(exc)}
         report = redact({**report, "provider": route.key, "version": route.version})
         if "error" in report:
-            report["error"] = self.scrub(str(report["error"]))
+            report["error"] = self.core.scrub(str(report["error"]))
         previous = self.health.get(route.key, {})
         report["checked_at"] = time.time()
         report["probe_ms"] = round((time.monotonic() - start) * 1000, 3)
         if report.get("status") == "healthy":
             report["last_success_at"] = report["checked_at"]
-            self.caller.breaker(route.key).probe_healthy()
+            self.core.caller.breaker(route.key).probe_healthy()
         else:
             report["last_success_at"] = previous.get("last_success_at")
-            self.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
+            self.core.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
         self.health[route.key] = report
         return report
 
-    async def _monitor_loop(self) -> None:
+    async def monitor_loop(self) -> None:
+        """Probe every provider each ``health_check_interval_s`` while the table says
+        monitoring is on (a flag every router replica follows with the table)."""
+        loop = asyncio.get_running_loop()
+        due = 0.0
         while True:
-            routes = list(self.table.routes.values())
-            await asyncio.gather(*(self._health_of(r) for r in routes))
-            await asyncio.sleep(self.settings.health_check_interval_s)
+            if not self.core.table.monitoring:
+                due = 0.0
+            elif loop.time() >= due:
+                routes = list(self.core.table.routes.values())
+                await asyncio.gather(*(self.health_of(r) for r in routes))
+                due = loop.time() + self.core.settings.health_check_interval_s
+            await asyncio.sleep(MONITOR_POLL_S)
 
     # -- statistics ----------------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
         return {
             "at": time.time(),
-            "usage": {k: v.snapshot() for k, v in self.caller.stats.items()},
-            "breakers": {k: b.snapshot() for k, b in self.caller.breakers.items()},
-            "coalescing": {"provider_calls": self.coalescer.flushes, "caller_calls": self.coalescer.merged_calls},
-            "embedding_cache": self.embedding_cache.stats() if self.embedding_cache is not None else None,
+            "usage": {k: v.snapshot() for k, v in self.core.caller.stats.items()},
+            "breakers": {k: b.snapshot() for k, b in self.core.caller.breakers.items()},
+            "coalescing": {"provider_calls": self.core.coalescer.flushes, "caller_calls": self.core.coalescer.merged_calls},
+            "embedding_cache": self.core.embedding_cache.stats() if self.core.embedding_cache is not None else None,
         }
 
-    async def _publish_stats_loop(self) -> None:
+    async def publish_stats_loop(self) -> None:
         while True:
             await asyncio.sleep(STATS_PUBLISH_S)
             try:
@@ -111,7 +128,7 @@ class ObservabilityOps:
             return {}
         out = {}
         for name, app in status.applications.items():
-            dep = app.deployments.get(deployer.PROVIDER_DEPLOYMENT_NAME)
+            dep = app.deployments.get(PROVIDER_DEPLOYMENT_NAME)
             if dep is not None:
                 out[name] = int(dep.replica_states.get("RUNNING", 0))
         return out
@@ -119,10 +136,10 @@ class ObservabilityOps:
     async def get_stats(self) -> dict[str, Any]:
         snaps = await self._cluster_snapshots()
         replicas = await self._replica_counts()
-        counts = {t.value: len(self.table.names(t)) for t in ProviderType}
+        counts = {t.value: len(self.core.table.names(t)) for t in ProviderType}
         summary = {"healthy": 0, "unhealthy": 0, "unknown": 0}
         providers: dict[str, Any] = {}
-        for key, route in sorted(self.table.routes.items()):
+        for key, route in sorted(self.core.table.routes.items()):
             status = self.health.get(key, {}).get("status", "unknown")
             summary[status if status in summary else "unhealthy"] += 1
             usage = describe(merge_usage([s["usage"][key] for s in snaps.values() if key in s["usage"]]))
@@ -133,7 +150,7 @@ class ObservabilityOps:
                 "circuit_breaker": {"state": worst, "per_router_replica": breakers},
                 "health_status": status,
                 "version": route.version,
-                "replicas": replicas.get(deployer.app_name_of(route, self.settings.app_name)),
+                "replicas": replicas.get(self.core.app_name(route)),
             }
         merged = {"provider_calls": 0, "caller_calls": 0}
         for s in snaps.values():
@@ -145,15 +162,15 @@ class ObservabilityOps:
                 cache[k] += (snap.get("embedding_cache") or {}).get(k, 0)
         lookups = cache["hits"] + cache["misses"]
         cache["hit_ratio"] = round(cache["hits"] / lookups, 4) if lookups else None
-        cache["enabled"] = self.embedding_cache is not None
+        cache["enabled"] = self.core.embedding_cache is not None
         return {
             "provider_counts": counts,
             "embedding_cache": cache,
             "health_summary": summary,
             "usage_stats": providers,
-            "monitoring": self.table.monitoring,
+            "monitoring": self.core.table.monitoring,
             "coalescing": merged,
-            "table_revision": self.table.revision,
+            "table_revision": self.core.table.revision,
             "scope": {"router_replicas": sorted(snaps), "answered_by": self.replica_id},
         }
 
@@ -162,7 +179,7 @@ class ObservabilityOps:
         types = [ProviderType.parse(ptype)] if ptype else list(ProviderType)
         out: dict[str, Any] = {t.value: {} for t in types}
         snaps = (await self._cluster_snapshots()).values()
-        for route in self.table.routes.values():
+        for route in self.core.table.routes.values():
             if route.type not in types:
                 continue
             health = self.health.get(route.key, {})
@@ -177,16 +194,16 @@ class ObservabilityOps:
                 "version": route.version,
                 "source": route.source,
                 "has_previous": route.previous is not None,
-                "app_name": deployer.app_name_of(route, self.settings.app_name),
+                "app_name": self.core.app_name(route),
                 "health_status": health.get("status", "unknown"),
                 "usage_count": sum(s["usage"].get(route.key, {}).get("calls", 0) for s in snaps),
-                "circuit_breaker": self.caller.breaker(route.key).snapshot(),
+                "circuit_breaker": self.core.caller.breaker(route.key).snapshot(),
                 "initialized": True,  # in the table only once its application ran
             }
             if include_instances:
                 try:
-                    info["instance"] = await self.describe(route.type, route.name)
+                    info["instance"] = await self.core.describe(route.type, route.name)
                 except Exception as exc:
-                    info["instance"] = {"error": self.scrub(f"{type(exc).__name__}: {exc}")}
+                    info["instance"] = {"error": self.core.scrub(f"{type(exc).__name__}: {exc}")}
             out[route.type.value][route.name] = info
         return out

@@ -1,6 +1,7 @@
 """Hot swap, reload and rollback of one provider, without dropping a request.
 
-Mixed into the router (`deployments.router.RegistryRouter`). The sequence:
+A part of the router, given the core, the lifecycle (deploy, retire) and the
+health probe. The sequence:
 deploy the new version as its own Serve application beside the old one ->
 wait until RUNNING -> its health check must pass -> flip the route table
 (every router replica follows within `TABLE_POLL_S`) -> the old version
@@ -21,7 +22,10 @@ import logging
 from typing import Any
 
 from deployments import deployer
+from deployments.lifecycle import Lifecycle
 from deployments.logs import app_log, provider_log
+from deployments.observability import Observability
+from deployments.router_core import RouterCore
 from providers.errors import ConfigError, DeploymentError
 from providers.registry.config import parse_spec
 from providers.registry.loading import load_provider_class
@@ -35,9 +39,11 @@ WATCH_PERIOD_S = 0.5
 SWEEP_PERIOD_S = 5.0
 
 
-class RolloutOps:
-    """Needs from the host: table, settings, allowed, _mutating, _commit,
-    _deploy, _health_of, _retire_later, caller."""
+class Rollout:
+    def __init__(self, core: RouterCore, lifecycle: Lifecycle, health: Observability) -> None:
+        self.core = core
+        self.lifecycle = lifecycle
+        self.health = health
 
     async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
         """Redeploy the current class and config as a new version, then switch to it."""
@@ -48,8 +54,8 @@ class RolloutOps:
         """A new version under the same name: ``changes`` are providers.yaml keys
         (``class``, ``config``, ``deployment``, ...) replacing the current ones."""
         ptype = ProviderType.parse(ptype)
-        async with self._mutating():
-            old = self.table.get(ptype, name)
+        async with self.core.mutating():
+            old = self.core.table.get(ptype, name)
             raw = {**old.spec.model_dump(mode="json", by_alias=True), **(changes or {})}
             spec = parse_spec(raw, f"{ptype.value}.providers.{name}")
             # A reload (same spec) keeps the rollback target: rolling back after
@@ -57,49 +63,49 @@ class RolloutOps:
             previous = old.previous if spec == old.spec else old.spec
             new = await self._roll_out(old, Route(type=ptype, name=name, spec=spec, version=old.version + 1,
                                                   source="runtime", previous=previous))
-        if watch and self.settings.rollout.auto_rollback and changes:
-            self._spawn(self._watch(new))
+        if watch and self.core.settings.rollout.auto_rollback and changes:
+            self.lifecycle.spawn(self._watch(new))
         return {"provider": route_key(ptype, name), "version": new.version, "previous_version": old.version}
 
     async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested") -> dict[str, Any]:
         """Back to the spec the current version replaced (as a new version number)."""
         ptype = ProviderType.parse(ptype)
-        async with self._mutating():
-            current = self.table.get(ptype, name)
+        async with self.core.mutating():
+            current = self.core.table.get(ptype, name)
             if current.previous is None:
                 raise ConfigError(f"{current.key} has no previous version to roll back to")
             back = Route(type=ptype, name=name, spec=current.previous, version=current.version + 1,
                          source=current.source, previous=current.spec)
             await self._roll_out(current, back)
         provider_log(logger, logging.WARNING, "rolled back from v%d to its previous spec: %s", current.version,
-                     self.scrub(reason), ptype=ptype, name=name, version=back.version)
+                     self.core.scrub(reason), ptype=ptype, name=name, version=back.version)
         return {"provider": current.key, "version": back.version, "rolled_back_from": current.version, "reason": reason}
 
     async def _roll_out(self, old: Route, new: Route) -> Route:
         """Deploy ``new`` beside ``old``, check it, flip, retire ``old``. Caller holds the lock."""
-        await asyncio.to_thread(load_provider_class, new.spec.class_path, new.type, self.allowed)
-        table = self.table.with_route(new, replace=True)  # bad fallback names fail before deploying
-        await self._deploy(new)
-        report = await self._health_of(new)
+        await asyncio.to_thread(load_provider_class, new.spec.class_path, new.type, self.core.allowed)
+        table = self.core.table.with_route(new, replace=True)  # bad fallback names fail before deploying
+        await self.lifecycle.deploy(new)
+        report = await self.health.health_of(new)
         if report.get("status") != "healthy":
-            await deployer.delete(deployer.app_name_of(new, self.settings.app_name))
+            await deployer.delete(self.core.app_name(new))
             raise DeploymentError(
                 f"{new.key} v{new.version} failed its health check and was not switched to "
                 f"(v{old.version} keeps serving): {report.get('error') or report}")
-        await self._commit(table)
-        self._retire_later(old)
+        await self.core.commit(table)
+        self.lifecycle.retire_later(old)
         return new
 
     async def _watch(self, route: Route) -> None:
         """Roll back ``route`` if its failure share crosses the threshold while watched."""
-        opts = self.settings.rollout
-        usage = self.caller.usage(route.key)
+        opts = self.core.settings.rollout
+        usage = self.core.caller.usage(route.key)
         calls0, failures0 = usage.calls, usage.failures
         loop = asyncio.get_running_loop()
         end = loop.time() + opts.watch_s
         while loop.time() < end:
             await asyncio.sleep(WATCH_PERIOD_S)
-            current = self.table.routes.get(route.key)
+            current = self.core.table.routes.get(route.key)
             if current is None or current.version != route.version:
                 return  # replaced or deleted meanwhile
             calls, failures = usage.calls - calls0, usage.failures - failures0
@@ -109,12 +115,12 @@ class RolloutOps:
                     await self.rollback_provider(route.type, route.name, reason=reason)
                 except Exception as exc:  # the watcher must never crash the router
                     provider_log(logger, logging.ERROR, "automatic rollback failed: %s",
-                                 self.scrub(describe_error(exc)), ptype=route.type, name=route.name,
+                                 self.core.scrub(describe_error(exc)), ptype=route.type, name=route.name,
                                  version=route.version)
                 return
 
     # -- orphans --------------------------------------------------------------------------
-    async def _sweep_orphans_loop(self) -> None:
+    async def sweep_orphans_loop(self) -> None:
         """Delete provider applications of this registry that no route names.
 
         They appear when a router replica dies between deploying a new
@@ -132,16 +138,16 @@ class RolloutOps:
                 logger.warning("orphan sweep failed: %s", exc)
 
     async def _sweep_orphans(self, first_seen: dict[str, float]) -> list[str]:
-        prefix = f"{self.settings.app_name}--"
+        prefix = f"{self.core.settings.app_name}--"
         apps = (await asyncio.to_thread(deployer.serve_status)).applications
         unnamed = {a for a in apps if a.startswith(prefix)} - self._named_apps()
         now = asyncio.get_running_loop().time()
         for app in set(first_seen) - unnamed:
             del first_seen[app]
-        due = [a for a in unnamed if now - first_seen.setdefault(a, now) >= self.settings.orphan_grace_s]
+        due = [a for a in unnamed if now - first_seen.setdefault(a, now) >= self.core.settings.orphan_grace_s]
         deleted = []
         if due:
-            async with self._mutating():
+            async with self.core.mutating():
                 for app in set(due) - self._named_apps():
                     app_log(logger, logging.WARNING, "deleting orphaned provider application %s", app, app_name=app)
                     await deployer.delete(app)
@@ -150,4 +156,4 @@ class RolloutOps:
         return deleted
 
     def _named_apps(self) -> set[str]:
-        return {deployer.app_name_of(r, self.settings.app_name) for r in self.table.routes.values()}
+        return {self.core.app_name(r) for r in self.core.table.routes.values()}

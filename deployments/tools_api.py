@@ -23,7 +23,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.http_api import app, json_body, json_response, registry_error_response, rename_field
+from deployments.http_api import BodyReader, json_body, json_response, registry_error_response, rename_field, route
 from providers.errors import InvalidRequestError
 from providers.interfaces.rerankers import RerankCandidate
 from providers.registry.limits import check_text, check_tree, limit_error
@@ -73,50 +73,58 @@ def _size(keyword: str, instance: Any) -> str:
     return f"is {instance}"
 
 
-class ToolOps:
-    """Needs from the host: describe, call, _route, table, settings."""
+class ArgumentGuard:
+    """The core's guard (`deployments.router_core.Guard`) for checks that need the
+    provider's own answers, read once per version by ``core.describe``."""
 
-    async def _check_arguments(self, route: Route, method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-        """Checks that need the provider's own answers (read once per version by ``describe``)."""
+    async def before_call(self, core: Any, route: Route, method: str, args: list[Any],
+                          kwargs: dict[str, Any]) -> None:
         if route.type is TOOL and method == "invoke":
-            await self._check_tool_arguments(route, args, kwargs)
+            await self._check_tool_arguments(core, route, args, kwargs)
         elif route.type is ProviderType.RERANKER and method in RERANK_METHODS:
-            await self._check_max_candidates(route, RERANK_METHODS[method], args, kwargs)
+            await self._check_max_candidates(core, route, RERANK_METHODS[method], args, kwargs)
 
-    async def _check_tool_arguments(self, route: Route, args: list[Any], kwargs: dict[str, Any]) -> None:
+    async def before_attempt(self, core: Any, route: Route, method: str) -> None:
+        return None
+
+    async def _check_tool_arguments(self, core: Any, route: Route, args: list[Any], kwargs: dict[str, Any]) -> None:
         arguments = args[0] if args else kwargs.get("arguments")
         if not isinstance(arguments, dict):
             raise InvalidRequestError(f"must be an object, got {type(arguments).__name__}", "arguments")
-        info = await self.describe(TOOL, route.name)
+        info = await core.describe(TOOL, route.name)
         problem = schema_error(info["getters"].get("get_input_schema") or {}, arguments,
                                owner=f"the input schema of {route.name}")
         if problem is not None:
             raise problem
-        check_tree(arguments, "arguments", self.settings)
+        check_tree(arguments, "arguments", core.settings)
 
-    async def _check_max_candidates(self, route: Route, field: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    async def _check_max_candidates(self, core: Any, route: Route, field: str, args: list[Any],
+                                    kwargs: dict[str, Any]) -> None:
         """Refuse what the reranker would refuse, before the candidates travel to its replica."""
         candidates = args[1] if len(args) > 1 else kwargs.get(field)
         if not isinstance(candidates, (list, tuple)):
             return  # the reranker names the type error
         try:
-            limit = (await self.describe(ProviderType.RERANKER, route.name))["getters"].get("get_max_candidates")
+            limit = (await core.describe(ProviderType.RERANKER, route.name))["getters"].get("get_max_candidates")
         except Exception:  # cannot ask it now: its own check still applies, and a fallback may serve
             return
         if isinstance(limit, int) and len(candidates) > limit:
             raise limit_error(f"has {len(candidates)} candidates", limit,
                               f"config.max_candidates of reranker {route.name!r}", field)
 
-    async def list_tools(self) -> list[dict[str, Any]]:
-        tools = []
-        for name in self.table.names(TOOL):
-            try:
-                g = (await self.describe(TOOL, name))["getters"]
-                tools.append({"name": name, "tool_name": g.get("get_name"), "description": g.get("get_description"),
-                              "input_schema": g.get("get_input_schema")})
-            except Exception as exc:  # one broken tool must not hide the others
-                tools.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-        return tools
+
+
+async def list_tools(core: Any) -> list[dict[str, Any]]:
+    """Every tool provider with its name, description and input schema."""
+    tools = []
+    for name in core.table.names(TOOL):
+        try:
+            g = (await core.describe(TOOL, name))["getters"]
+            tools.append({"name": name, "tool_name": g.get("get_name"), "description": g.get("get_description"),
+                          "input_schema": g.get("get_input_schema")})
+        except Exception as exc:  # one broken tool must not hide the others
+            tools.append({"name": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+    return tools
 
 
 class RerankRequest(BaseModel):
@@ -130,26 +138,29 @@ class RerankRequest(BaseModel):
 
 
 class ToolRoutes:
-    """HTTP handlers, mixed into the router deployment."""
+    """Tools and rerankers over HTTP."""
 
-    @app.get("/v1/tools")
+    def __init__(self, core: Any, body: BodyReader) -> None:
+        self.core, self.body = core, body
+
+    @route("GET", "/v1/tools")
     async def http_tools(self) -> Response:
-        return json_response({"tools": await self.list_tools()})
+        return json_response({"tools": await list_tools(self.core)})
 
-    @app.post("/v1/tools/{name}", openapi_extra=json_body({"type": "object", "description": "The tool's arguments (GET /v1/tools lists each tool's schema)."}, required=False))
+    @route("POST", "/v1/tools/{name}", openapi_extra=json_body({"type": "object", "description": "The tool's arguments (GET /v1/tools lists each tool's schema)."}, required=False))
     async def http_invoke_tool(self, name: str, request: Request) -> Response:
         try:
-            arguments = await self.read_json(request, empty_ok=True)
-            result = await self.call(TOOL, name, "invoke", [arguments])
+            arguments = await self.body.json(request, empty_ok=True)
+            result = await self.core.call(TOOL, name, "invoke", [arguments])
         except Exception as exc:
             return registry_error_response(_bare_path(exc), param="name")
         return json_response({"tool": name, "result": result})
 
-    @app.post("/v1/rerank", openapi_extra=json_body(RerankRequest))
+    @route("POST", "/v1/rerank", openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:
         try:
-            body = await self.parse_body(request, RerankRequest)
-            s = self.settings
+            body = await self.body.parse(request, RerankRequest)
+            s = self.core.settings
             check_text(body.query, "query", s.max_chars_per_text)
             if not body.documents:
                 raise InvalidRequestError("must not be empty", "documents")
@@ -162,7 +173,7 @@ class ToolRoutes:
                 texts.append(check_text(text, f"documents[{i}]" + (".text" if isinstance(doc, dict) else ""),
                                         s.max_chars_per_text))
             candidates = [RerankCandidate(id=str(i), content=t) for i, t in enumerate(texts)]
-            ranked = await self.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
+            ranked = await self.core.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
                                      {"top_k": body.top_n})
         except Exception as exc:  # the limits name the Python argument, candidates[i]; HTTP sent documents[i]
             return registry_error_response(rename_field(exc, "candidates", "documents"), param="model")

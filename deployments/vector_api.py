@@ -1,14 +1,6 @@
-"""Vector stores in the router: the embedding-space guard, text in and out
-through a store's embedder, re-embedding, and the HTTP endpoints.
-
-The guard. A store whose spec names an ``embedder`` records the space that
-filled it (provider, model, dimension) in its own database, on its first
-guarded write. Every write or search routed to it afterwards is checked
-against what its embedder serves *now*; a hot swap of the embedder to another
-model makes them differ, and the router answers 409 naming both, instead of
-mixing two models' vectors in one index (searches across spaces return
-confident nonsense, and nothing else would notice). ``reembed`` moves a store
-to its embedder's new space.
+"""Vector stores in the router: text in and out through a store's embedder,
+re-embedding, and the HTTP endpoints. The embedding-space guard that keeps one
+model per store is `deployments.vector_space_guard`.
 
 Text sent to a store over HTTP is embedded by the store's embedder with a
 fallback chain cut to embedders of the same space: a fallback of another
@@ -28,10 +20,14 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.http_api import BodyReader, error_response, json_body, json_response, registry_error_response, route
+from deployments.lifecycle import Lifecycle
 from deployments.logs import provider_log
+from deployments.rollout import Rollout
+from deployments.router_core import RouterCore
 from deployments.table_store import TABLE_POLL_S
-from deployments.http_api import app, error_response, json_body, json_response, registry_error_response
-from providers.errors import ConfigError, EmbeddingSpaceMismatchError, InvalidRequestError, RegistryBusyError
+from deployments.vector_space_guard import FROZEN_KEY, VS, embedding_space
+from providers.errors import ConfigError, InvalidRequestError
 from providers.interfaces.vector_stores import VectorDocument
 from providers.registry.limits import check_call, check_text, limit_error
 from providers.registry.loading import load_provider_class
@@ -41,72 +37,25 @@ from providers.vector_stores.common import describe_space, space_differs
 
 logger = logging.getLogger("ray.serve")
 
-VS = ProviderType.VECTOR_STORE
-# Calls that put vectors into a store or compare vectors with it.
-GUARDED_METHODS = frozenset({"store_documents", "store_document", "update_document", "search_similar",
-                             "hybrid_search"})
-WRITE_METHODS = frozenset({"store_documents", "store_document", "update_document"})
-CHANGE_METHODS = WRITE_METHODS | {"delete_document", "delete_documents"}
-FROZEN_KEY = "reembed_frozen"  # route metadata: refuse changes while a re-embed takes its last copy
 # updated_at is the database's clock, the checkpoints the router's: look back this far to cover skew.
 CLOCK_SKEW_S = 60
 REEMBED_SUFFIX = ".reembed"
 
 
-class VectorStoreOps:
-    """Needs from the host: table, described, describe, call, embed, _call_chain, _route,
-    register_provider, swap_provider, delete_provider, allowed, settings."""
+class VectorStores:
+    """Text in and out through a store's embedder, and re-embedding a store."""
 
-    # -- spaces -------------------------------------------------------------------
-    async def embedding_space(self, embedder: str) -> dict[str, Any]:
-        """The space an embeddings provider serves now (read once per version)."""
-        info = await self.describe(ProviderType.EMBEDDING, embedder)
-        getters = info.get("getters", {})
-        return {"provider": embedder, "model": getters.get("get_model_name"),
-                "dimension": getters.get("get_dimension")}
-
-    async def _recorded_space(self, route: Route) -> dict[str, Any] | None:
-        cache = self.spaces
-        key = (route.key, route.version)
-        if key not in cache:
-            space = await self._store_call(route, "get_embedding_space")
-            if space is None:
-                return None  # not claimed yet: ask again next time (another replica may claim it)
-            cache[key] = space
-        return cache[key]
-
-    async def _store_call(self, route: Route, method: str, *args: Any, **kwargs: Any) -> Any:
-        response = self._handle(route).invoke.remote(method, list(args), kwargs)
-        return await asyncio.wait_for(response, route.spec.call_timeout_s)
-
-    async def _guard(self, route: Route, method: str) -> None:
-        """Raise `EmbeddingSpaceMismatchError` if ``route``'s vectors are not its embedder's,
-        and `RegistryBusyError` for a change while a re-embed switches collections."""
-        if method in CHANGE_METHODS and route.spec.metadata.get(FROZEN_KEY):
-            raise RegistryBusyError(
-                f"vector store {route.name!r} is switching to its re-embedded collection and takes no changes "
-                "for a few seconds; retry shortly")
-        embedder = route.spec.embedder
-        if embedder is None or method not in GUARDED_METHODS:
-            return
-        wanted = await self.embedding_space(embedder)
-        recorded = await self._recorded_space(route)
-        if recorded is None and method in WRITE_METHODS:
-            recorded = await self._store_call(route, "set_embedding_space", wanted)  # first writer wins
-            self.spaces[(route.key, route.version)] = recorded
-        if space_differs(recorded, wanted):
-            raise EmbeddingSpaceMismatchError(
-                f"vector store {route.name!r} holds vectors of {describe_space(recorded)}, but its embedder "
-                f"{embedder!r} now serves {describe_space(wanted)}; mixing them would corrupt search. "
-                f"Re-embed the store (provider-registry reembed {route.name}) or swap the embedder back")
+    def __init__(self, core: RouterCore, lifecycle: Lifecycle, rollout: Rollout) -> None:
+        self.core, self.lifecycle, self.rollout = core, lifecycle, rollout
+        self._reembed_locks: dict[str, asyncio.Lock] = {}  # one per store: its re-embed steps never overlap
 
     # -- text through a store's embedder -----------------------------------------------
     async def _same_space_chain(self, embedder: str) -> list[str]:
-        wanted = await self.embedding_space(embedder)
+        wanted = await embedding_space(self.core, embedder)
         chain = [embedder]
-        for name in self._chain(ProviderType.EMBEDDING, embedder)[1:]:
+        for name in self.core.chain(ProviderType.EMBEDDING, embedder)[1:]:
             try:
-                if not space_differs(await self.embedding_space(name), wanted):
+                if not space_differs(await embedding_space(self.core, name), wanted):
                     chain.append(name)
             except Exception:  # a fallback that cannot describe itself cannot serve either
                 continue
@@ -114,7 +63,7 @@ class VectorStoreOps:
 
     async def embed_for_store(self, name: str, texts: list[str], query: bool = False) -> list[Any]:
         """Embed ``texts`` with store ``name``'s embedder (same-space fallbacks only)."""
-        route = await self._route(VS, name)
+        route = await self.core.route(VS, name)
         embedder = route.spec.embedder
         if embedder is None:
             raise InvalidRequestError(
@@ -122,8 +71,8 @@ class VectorStoreOps:
                 "embedding")
         chain = await self._same_space_chain(embedder)
         if query:
-            return [await self.embed(embedder, "embed_query", texts[0], chain=chain)]
-        return await self.embed(embedder, "embed_texts", texts, chain=chain)
+            return [await self.core.embed(embedder, "embed_query", texts[0], chain=chain)]
+        return await self.core.embed(embedder, "embed_texts", texts, chain=chain)
 
     # -- re-embedding ------------------------------------------------------------------------
     async def reembed_step(self, name: str, embedder: str | None = None, target: str | None = None,
@@ -151,20 +100,20 @@ class VectorStoreOps:
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 10_000:
             raise InvalidRequestError("must be an integer from 1 to 10000", "batch_size")
-        async with self.reembed_locks.setdefault(name, asyncio.Lock()):
+        async with self._reembed_locks.setdefault(name, asyncio.Lock()):
             state = await self._reembed_state(name, embedder, target)
             return await self._reembed_advance(name, state, batch_size)
 
     async def _reembed_state(self, name: str, embedder: str | None, target: str | None) -> dict[str, Any]:
-        route = await self._route(VS, name)
+        route = await self.core.route(VS, name)
         staging = name + REEMBED_SUFFIX
-        existing = self.table.routes.get(f"{VS.value}/{staging}")
+        existing = self.core.table.routes.get(f"{VS.value}/{staging}")
         embedder = embedder or (existing.spec.embedder if existing else None) or route.spec.embedder
         if embedder is None:
             raise InvalidRequestError(f"vector store {name!r} has no embedder; name one to re-embed with",
                                       "embedder")
-        await self._route(ProviderType.EMBEDDING, embedder)
-        space = await self.embedding_space(embedder)
+        await self.core.route(ProviderType.EMBEDDING, embedder)
+        space = await embedding_space(self.core, embedder)
         cls = self._store_class(route)
         if existing is None:
             current = cls.collection_of(route.spec.config)
@@ -173,14 +122,14 @@ class VectorStoreOps:
                 raise InvalidRequestError("must differ from the store's current collection", "target")
             options = {"deployment": route.spec.deployment.model_dump(mode="json", exclude_none=True),
                        "embedder": embedder, "call_timeout_s": route.spec.call_timeout_s}
-            await self.register_provider(VS, staging, route.spec.class_path,
+            await self.lifecycle.register_provider(VS, staging, route.spec.class_path,
                                          cls.staging_config(route.spec.config, target), {"reembed_of": name},
                                          options)
-            existing = self.table.get(VS, staging)
+            existing = self.core.table.get(VS, staging)
         elif existing.spec.embedder != embedder:
             raise ConfigError(f"a re-embed of {name!r} with embedder {existing.spec.embedder!r} is in progress; "
                               f"finish it, or delete {staging!r} to start over", "embedder")
-        recorded = await self._store_call(existing, "get_embedding_space") or {}
+        recorded = await self.core.invoke(existing, "get_embedding_space") or {}
         progress = recorded.get("reembed") or {}
         if not progress:
             progress = {"phase": "copy", "after_id": None, "copied": 0, "pruned": 0, "started_at": _now()}
@@ -192,12 +141,12 @@ class VectorStoreOps:
         if phase in ("copy", "catchup", "final"):
             since = {"copy": None, "catchup": p["started_at"], "final": p.get("catchup_from")}[phase]
             filters = {"updated_at": {"$gte": _minus_skew(since)}} if since else None
-            page = await self._store_call(store, "list_documents_after", p["after_id"], batch_size, filters)
+            page = await self.core.invoke(store, "list_documents_after", p["after_id"], batch_size, filters)
             if page:
                 vectors = await self.embed_for_store(staging.name, [d.content for d in page])
                 fresh = [VectorDocument(id=d.id, content=d.content, embedding=v, metadata=d.metadata,
                                         created_at=d.created_at) for d, v in zip(page, vectors)]
-                await self.call(VS, staging.name, "store_documents", [fresh], use_fallback=False)
+                await self.core.call(VS, staging.name, "store_documents", [fresh], use_fallback=False)
                 p["after_id"], p["copied"] = page[-1].id, p["copied"] + len(page)
             elif phase == "copy":
                 p.update(phase="catchup", after_id=None, catchup_from=_now())
@@ -210,13 +159,13 @@ class VectorStoreOps:
             await asyncio.sleep(2 * TABLE_POLL_S + 0.5)  # every router replica has seen it
             p.update(phase="final", after_id=None)
         elif phase == "prune":
-            page = await self._store_call(staging, "list_documents_after", p["after_id"], batch_size, None)
+            page = await self.core.invoke(staging, "list_documents_after", p["after_id"], batch_size, None)
             if page:
                 ids = [d.id for d in page]
-                alive = {d.id for d in await self._store_call(store, "search_by_ids", ids)}
+                alive = {d.id for d in await self.core.invoke(store, "search_by_ids", ids)}
                 gone = [i for i in ids if i not in alive]
                 if gone:
-                    p["pruned"] += await self._store_call(staging, "delete_documents", gone)
+                    p["pruned"] += await self.core.invoke(staging, "delete_documents", gone)
                 p["after_id"] = ids[-1]
             else:
                 p["phase"] = "flip"
@@ -224,29 +173,29 @@ class VectorStoreOps:
             result = await self._reembed_flip(name, staging, space)
             return {"store": name, "phase": "done", "done": True, "copied": p["copied"], "pruned": p["pruned"],
                     **result}
-        await self._store_call(staging, "set_embedding_space", {**space, "reembed": p}, replace=True)
-        total = await self._store_call(store, "count_documents")
+        await self.core.invoke(staging, "set_embedding_space", {**space, "reembed": p}, replace=True)
+        total = await self.core.invoke(store, "count_documents")
         return {"store": name, "phase": p["phase"], "done": False, "copied": p["copied"], "total": total,
                 "pruned": p["pruned"], "staging": staging.name, "embedder": staging.spec.embedder}
 
     async def _set_frozen(self, name: str, frozen: bool) -> None:
         """Mark (or unmark) store ``name`` as taking no changes; no redeploy, the same version."""
-        async with self._mutating():
-            route = self.table.get(VS, name)
+        async with self.core.mutating():
+            route = self.core.table.get(VS, name)
             metadata = {k: v for k, v in route.spec.metadata.items() if k != FROZEN_KEY}
             if frozen:
                 metadata[FROZEN_KEY] = True
             spec = route.spec.model_copy(update={"metadata": metadata})
-            await self._commit(self.table.with_route(route.model_copy(update={"spec": spec}), replace=True))
+            await self.core.commit(self.core.table.with_route(route.model_copy(update={"spec": spec}), replace=True))
 
     async def reembed_abort(self, name: str) -> dict[str, Any]:
         """Give up a re-embed: lift the freeze, drop the staging route (its collection stays)."""
-        await self._route(VS, name)
+        await self.core.route(VS, name)
         staging = name + REEMBED_SUFFIX
         await self._set_frozen(name, False)
-        dropped = f"{VS.value}/{staging}" in self.table.routes
+        dropped = f"{VS.value}/{staging}" in self.core.table.routes
         if dropped:
-            await self.delete_provider(VS, staging)
+            await self.lifecycle.delete_provider(VS, staging)
         return {"store": name, "aborted": True, "staging_deleted": dropped}
 
     async def _reembed_flip(self, name: str, staging: Route, space: dict[str, Any]) -> dict[str, Any]:
@@ -254,19 +203,19 @@ class VectorStoreOps:
         # per data directory (Qdrant's local mode) cannot be opened by the new
         # version while staging holds it. Its collection and checkpoint stay,
         # so a failed swap is retried by running reembed again.
-        await self.delete_provider(VS, staging.name)
-        route = await self._route(VS, name)
+        await self.lifecycle.delete_provider(VS, staging.name)
+        route = await self.core.route(VS, name)
         metadata = {k: v for k, v in route.spec.metadata.items() if k != FROZEN_KEY}  # the new version takes changes
-        swapped = await self.swap_provider(VS, name, {"config": staging.spec.config, "embedder": staging.spec.embedder,
+        swapped = await self.rollout.swap_provider(VS, name, {"config": staging.spec.config, "embedder": staging.spec.embedder,
                                                       "metadata": metadata}, watch=False)
-        await self._store_call(await self._route(VS, name), "set_embedding_space", space, replace=True)
+        await self.core.invoke(await self.core.route(VS, name), "set_embedding_space", space, replace=True)
         collection = self._store_class(staging).collection_of(staging.spec.config)
         provider_log(logger, logging.INFO, "re-embedded into collection %s with %s", collection,
                      describe_space(space), ptype=VS, name=name, version=swapped.get("version"))
         return {**swapped, "collection": collection, "space": space}
 
     def _store_class(self, route: Route) -> Any:
-        cls = load_provider_class(route.spec.class_path, VS, self.allowed)
+        cls = load_provider_class(route.spec.class_path, VS, self.core.allowed)
         if not (hasattr(cls, "collection_of") and hasattr(cls, "staging_config")):
             raise ConfigError(f"{route.spec.class_path} cannot be re-embedded: it does not define "
                               "collection_of(config) and staging_config(config, target)")
@@ -329,52 +278,55 @@ def _doc_json(doc: VectorDocument, include_embedding: bool) -> dict[str, Any]:
 
 
 class VectorStoreRoutes:
-    """HTTP handlers, mixed into the router deployment."""
+    """``/v1/vector_stores/{name}/...``: documents in (embedded when sent as text), search, stats."""
 
-    @app.post("/v1/vector_stores/{name}/documents", openapi_extra=json_body(UpsertRequest))
+    def __init__(self, core: RouterCore, vectors: VectorStores, body: BodyReader) -> None:
+        self.core, self.vectors, self.body = core, vectors, body
+
+    @route("POST", "/v1/vector_stores/{name}/documents", openapi_extra=json_body(UpsertRequest))
     async def http_upsert(self, name: str, request: Request) -> Response:
         try:
-            body = await self.parse_body(request, UpsertRequest)
-            await self._route(VS, name)
+            body = await self.body.parse(request, UpsertRequest)
+            await self.core.route(VS, name)
             docs = [VectorDocument(id=d.id or str(uuid.uuid4()), content=d.content, embedding=d.embedding,
                                    metadata=d.metadata, created_at=d.created_at) for d in body.documents]
             # The limits of store_documents, before any embedding work is spent on a batch they refuse.
-            check_call("store_documents", [docs], {}, self.settings)
+            check_call("store_documents", [docs], {}, self.core.settings)
             missing = [i for i, d in enumerate(docs) if d.embedding is None]
             if missing:
-                s = self.settings
+                s = self.core.settings
                 if len(missing) > s.max_texts_per_request:  # each one a model forward pass
                     raise limit_error(f"has {len(missing)} documents without an embedding to embed",
                                       s.max_texts_per_request, "registry.max_texts_per_request", "documents")
-                vectors = await self.embed_for_store(name, [docs[i].content for i in missing])
+                vectors = await self.vectors.embed_for_store(name, [docs[i].content for i in missing])
                 for i, vector in zip(missing, vectors):
                     docs[i].embedding = vector
-            ids = await self.call(VS, name, "store_documents", [docs])
+            ids = await self.core.call(VS, name, "store_documents", [docs])
         except Exception as exc:
             return registry_error_response(exc, param="name")
         return json_response({"ids": ids, "count": len(ids), "embedded": len(missing)})
 
-    @app.post("/v1/vector_stores/{name}/search", openapi_extra=json_body(SearchRequest))
+    @route("POST", "/v1/vector_stores/{name}/search", openapi_extra=json_body(SearchRequest))
     async def http_search(self, name: str, request: Request) -> Response:
         try:
-            body = await self.parse_body(request, SearchRequest)
-            await self._route(VS, name)
+            body = await self.body.parse(request, SearchRequest)
+            await self.core.route(VS, name)
             if body.embedding is None and not body.text:
                 raise InvalidRequestError("send an embedding or a text to search with", "text")
             if body.hybrid and not body.text:
                 raise InvalidRequestError("hybrid search needs the query text", "text")
             vector = body.embedding
             if vector is None:
-                check_text(body.text, "text", self.settings.max_chars_per_text)
-                vector = (await self.embed_for_store(name, [body.text], query=True))[0]
+                check_text(body.text, "text", self.core.settings.max_chars_per_text)
+                vector = (await self.vectors.embed_for_store(name, [body.text], query=True))[0]
             if body.hybrid:
-                hits = await self.call(VS, name, "hybrid_search", [vector],
+                hits = await self.core.call(VS, name, "hybrid_search", [vector],
                                        {"text_query": body.text, "top_k": body.top_k,
                                         "vector_weight": body.vector_weight, "filters": body.filters})
                 if body.min_score is not None:
                     hits = [h for h in hits if h.score >= body.min_score]
             else:
-                hits = await self.call(VS, name, "search_similar", [vector],
+                hits = await self.core.call(VS, name, "search_similar", [vector],
                                        {"top_k": body.top_k, "filters": body.filters, "min_score": body.min_score})
         except Exception as exc:
             return registry_error_response(exc, param="name")
@@ -383,34 +335,34 @@ class VectorStoreRoutes:
                    for h in hits]
         return json_response({"results": results, "count": len(results)})
 
-    @app.get("/v1/vector_stores/{name}/documents/{doc_id:path}")
+    @route("GET", "/v1/vector_stores/{name}/documents/{doc_id:path}")
     async def http_get_document(self, name: str, doc_id: str, include_embedding: bool = False) -> Response:
         try:
-            doc = await self.call(VS, name, "get_document", [doc_id])
+            doc = await self.core.call(VS, name, "get_document", [doc_id])
         except Exception as exc:
             return registry_error_response(exc, param="name")
         if doc is None:
             return error_response(404, f"vector store {name!r} has no document {doc_id!r}", "id", "not_found")
         return json_response(_doc_json(doc, include_embedding))
 
-    @app.delete("/v1/vector_stores/{name}/documents/{doc_id:path}")
+    @route("DELETE", "/v1/vector_stores/{name}/documents/{doc_id:path}")
     async def http_delete_document(self, name: str, doc_id: str) -> Response:
         try:
-            deleted = await self.call(VS, name, "delete_document", [doc_id])
+            deleted = await self.core.call(VS, name, "delete_document", [doc_id])
         except Exception as exc:
             return registry_error_response(exc, param="name")
         if not deleted:
             return error_response(404, f"vector store {name!r} has no document {doc_id!r}", "id", "not_found")
         return json_response({"deleted": True, "id": doc_id})
 
-    @app.get("/v1/vector_stores/{name}/stats")
+    @route("GET", "/v1/vector_stores/{name}/stats")
     async def http_store_stats(self, name: str) -> Response:
         try:
-            route = await self._route(VS, name)
-            stats = await self.call(VS, name, "get_stats", [])
-            recorded = await self._store_call(route, "get_embedding_space")
+            route = await self.core.route(VS, name)
+            stats = await self.core.call(VS, name, "get_stats", [])
+            recorded = await self.core.invoke(route, "get_embedding_space")
             embedder = route.spec.embedder
-            serving = await self.embedding_space(embedder) if embedder else None
+            serving = await embedding_space(self.core, embedder) if embedder else None
         except Exception as exc:
             return registry_error_response(exc, param="name")
         return json_response({**stats, "name": name, "embedder": embedder, "embedding_space": recorded,

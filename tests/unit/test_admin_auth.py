@@ -8,18 +8,14 @@ tests/integration/test_admin.py and test_security.py check the same over real HT
 from __future__ import annotations
 
 import hmac
-import importlib
 import inspect
 import logging
-import pkgutil
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from starlette.requests import Request
 
-import deployments
 from deployments import admin_api
 
 ENV = "UNIT_ADMIN_TOKEN"
@@ -112,28 +108,11 @@ def test_no_token_in_any_log_line(monkeypatch, caplog):
     assert TOKEN not in caplog.text and TOKEN[:12] not in caplog.text
 
 
-def _admin_routes() -> list[Any]:
-    # Every module that declares routes (``@app.``) registers them on the shared FastAPI
-    # app when imported; not deployments.router, whose serve.ingress restructures the app.
-    for mod in pkgutil.iter_modules(deployments.__path__):
-        source = Path(deployments.__path__[0], f"{mod.name}.py")
-        if mod.name != "router" and source.is_file() and "@app." in source.read_text():
-            importlib.import_module(f"deployments.{mod.name}")
-    from deployments.http_api import app
-
-    return [r for r in app.routes if getattr(r, "path", "").startswith("/v1/admin")]
-
-
-# Read once, at collection: in a full run the integration tests import deployments.router
-# before these tests run, and its serve.ingress takes the routes off the shared app.
-ADMIN_ROUTES = _admin_routes()
-
-
-class _Probe(admin_api.AdminRoutes):
-    """Stands in for the router: records any registry method an admin handler reaches."""
+class _Probe:
+    """Stands in for every part of the router: records any method an admin handler reaches."""
 
     def __init__(self) -> None:
-        self.settings = type("S", (), {"admin_token_env": ENV})()
+        self.settings = type("S", (), {"admin_token_env": ENV, "max_request_bytes": 1 << 20})()
         self.reached: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -142,6 +121,20 @@ class _Probe(admin_api.AdminRoutes):
             return {"ok": True}
 
         return method
+
+
+def admin_app(probe: _Probe) -> Any:
+    """The router's own HTTP app, built over the probe as core and every part."""
+    from deployments.http_app import build_http_app
+
+    return build_http_app(probe, observability=probe, lifecycle=probe, rollout=probe, vectors=probe)
+
+
+def _admin_routes(probe: _Probe) -> list[Any]:
+    return [r for r in admin_app(probe).routes if getattr(r, "path", "").startswith("/v1/admin")]
+
+
+ADMIN_ROUTES = _admin_routes(_Probe())
 
 
 def test_admin_routes_are_found():
@@ -155,15 +148,20 @@ async def test_every_admin_route_is_behind_the_guard(monkeypatch, route):
     """No token: 403; wrong token: 401; and the registry is never reached. With the
     token the same handler does reach it (the probe can see a call)."""
     monkeypatch.setenv(ENV, TOKEN)
-    params = {n: "x" for n in list(inspect.signature(route.endpoint).parameters)[1:] if n != "request"}
+    params = {n: "x" for n in inspect.signature(route.endpoint).parameters if n != "request"}
     valid = {"fallback": {"fallback": []}, "monitoring": {"enabled": True}, "reembed": {}, "swap": {}}
     body = orjson.dumps(valid.get(route.path.rsplit("/", 1)[-1], {"class": "providers.x.Y"}))
     for header, status in ((None, 403), ("Bearer wrong", 401), (f"Basic {TOKEN}", 401)):
         probe = _Probe()
-        response = await route.endpoint(probe, request(header, body), **params)
+        response = await _endpoint(probe, route)(request(header, body), **params)
         assert response.status_code == status and probe.reached == [], (header, probe.reached)
         assert TOKEN not in response.body.decode()
     probe = _Probe()
-    response = await route.endpoint(probe, request(f"Bearer {TOKEN}", body), **params)
+    response = await _endpoint(probe, route)(request(f"Bearer {TOKEN}", body), **params)
     assert response.status_code not in (401, 403)
     assert probe.reached, "the authorized call reached nothing: the probe cannot tell"
+
+
+def _endpoint(probe: _Probe, route: Any) -> Any:
+    """``route``'s handler in an app built over ``probe`` (handlers are bound to their parts)."""
+    return next(r.endpoint for r in _admin_routes(probe) if r.path == route.path and r.methods == route.methods)

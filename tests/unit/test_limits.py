@@ -308,7 +308,7 @@ def test_other_schema_errors_keep_jsonschema_s_message() -> None:
 
 
 class _Host:
-    """What ToolOps needs from the router: describe, settings."""
+    """What the argument guard uses of the core: describe, settings."""
 
     def __init__(self, getters: dict[str, Any] | Exception) -> None:
         self.getters = getters
@@ -322,10 +322,24 @@ class _Host:
         return {"getters": self.getters}
 
 
-def _ops(getters: dict[str, Any] | Exception) -> Any:
-    from deployments.tools_api import ToolOps
+class _Checks:
+    """The argument guard over a host, as the core runs it before a call."""
 
-    return type("Router", (_Host, ToolOps), {})(getters)
+    def __init__(self, getters: dict[str, Any] | Exception) -> None:
+        from deployments.tools_api import ArgumentGuard
+
+        self.host, self.guard = _Host(getters), ArgumentGuard()
+
+    @property
+    def described(self) -> int:
+        return self.host.described
+
+    async def _check_arguments(self, route: Any, method: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+        await self.guard.before_call(self.host, route, method, args, kwargs)
+
+
+def _ops(getters: dict[str, Any] | Exception) -> Any:
+    return _Checks(getters)
 
 
 def _route(ptype: str, name: str) -> Any:

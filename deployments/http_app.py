@@ -1,0 +1,26 @@
+"""The router's HTTP app, built from its parts (no FastAPI app exists at import time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from deployments.admin_api import AdminRoutes
+from deployments.graph_api import GraphRoutes
+from deployments.http_api import BodyReader, CoreRoutes, mount, new_app
+from deployments.tools_api import ToolRoutes
+from deployments.vector_api import VectorStoreRoutes
+
+
+def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: Any, vectors: Any) -> FastAPI:
+    """Every route of the registry, each group holding the parts it calls."""
+    body = BodyReader(core.settings.max_request_bytes)
+    app = new_app()
+    mount(app,
+          CoreRoutes(core, observability, body),
+          VectorStoreRoutes(core, vectors, body),
+          ToolRoutes(core, body),
+          GraphRoutes(core, body),
+          AdminRoutes(core, lifecycle, rollout, vectors, body))
+    return app
