@@ -60,6 +60,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _timeline import SAMPLE, free_port  # noqa: E402
 
+from tests.integration.sample_providers import set_faults  # noqa: E402  (one-step writes of the fault file)
+
 APP = "reliability"
 TOKEN_ENV = "RELIABILITY_ADMIN_TOKEN"
 HASH = f"{SAMPLE}.HashEmbedder"
@@ -283,10 +285,10 @@ class Faults:
 
     async def _toggle(self, fault: str) -> float | None:
         since = (await self._stats("embeddings/primary"))["successes"]
-        self.fault_file.write_text(fault)
+        set_faults(self.fault_file, fault)
         t = time.monotonic()
         await asyncio.sleep(self.window_s)
-        self.fault_file.write_text("")
+        set_faults(self.fault_file)
         return await self._recovered(t, lambda: self._primary_serving(since))
 
     async def provider_hangs(self) -> float | None:
@@ -297,14 +299,14 @@ class Faults:
 
     async def provider_leaks_memory(self) -> float | None:
         before = {a["name"] for a in actors(f"{APP}--embeddings--primary--")}
-        self.fault_file.write_text("leak")
+        set_faults(self.fault_file, "leak")
         t = time.monotonic()
 
         async def replaced() -> bool:
             now = {a["name"] for a in actors(f"{APP}--embeddings--primary--")}
             return bool(now - before)
         took = await self._recovered(t, replaced, timeout_s=self.window_s * 4)
-        self.fault_file.write_text("")
+        set_faults(self.fault_file)
         return took
 
     async def _recovered(self, t: float, probe: Callable[[], Awaitable[bool]],
@@ -527,7 +529,7 @@ def main() -> int:
     os.environ.setdefault(TOKEN_ENV, uuid.uuid4().hex)  # inherited by Ray's workers, never logged
     tmp = Path(tempfile.mkdtemp(prefix="reliability-"))
     fault_file = tmp / "fault"
-    fault_file.write_text("")
+    set_faults(fault_file)
     ensure_ray(address="local", num_cpus=16, env_vars={"PYTHONPATH": str(ROOT)})
     try:
         info = start_registry(parse_config(registry_config(tmp, fault_file)))

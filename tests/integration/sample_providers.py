@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
 from typing import Any
 
 import numpy as np
@@ -18,41 +17,46 @@ from providers.interfaces.embeddings import EmbeddingProvider
 
 
 class HashEmbedder(EmbeddingProvider):
-    """Deterministic vectors from a hash of the text; starts instantly."""
+    """Deterministic vectors from a hash of the text; starts instantly.
+
+    Its faults follow triggers, never the clock: a test that waits for a
+    wall-clock moment fails on a machine too busy to reach it in time.
+
+    - ``fail``, ``malformed``, ``unhealthy`` (config flags): every call raises,
+      every answer is malformed, every health check reports unhealthy.
+    - ``fault_file`` (a path): the words in this file name the faults to act
+      out now, read at every call and every health check: ``fail``, ``hang``
+      (until the word goes), ``malformed``, ``leak``, ``unhealthy``. A test or
+      benchmark switches faults on running replicas by writing the file, with
+      no redeploy; replicas share the machine's disk. A missing file is no fault.
+    - ``delay_s``: every call takes this long first (latency, not a fault).
+    """
 
     async def initialize(self, config: dict[str, Any]) -> None:
         self.dim = int(config.get("dimension", 384))
         self.delay_s = float(config.get("delay_s", 0.0))
         self.fail = bool(config.get("fail", False))
+        self.malformed = bool(config.get("malformed", False))
+        self.unhealthy = bool(config.get("unhealthy", False))
         self.label = str(config.get("label", "hash"))
-        # Fails until this wall-clock time (epoch seconds), then heals.
-        self.fail_until = float(config.get("fail_until", 0.0))
-        # Health checks report unhealthy from this wall-clock time on.
-        self.unhealthy_from = float(config.get("unhealthy_from", 0.0))
-        # Faults on a clock (epoch seconds), so a running replica can be told when:
-        # hang (never answer) or answer malformed vectors until then.
-        self.hang_until = float(config.get("hang_until", 0.0))
-        self.malformed_until = float(config.get("malformed_until", 0.0))
-        # A leak: every call keeps this many MiB; the health check reports unhealthy
-        # once the process has grown by max_rss_growth_mb (as a real provider
-        # watching its own memory would), so Serve replaces the replica.
+        # A leak: every call keeps this many MiB (with a fault_file: only while it
+        # says "leak"); the health check reports unhealthy once the process has
+        # grown by max_rss_growth_mb (as a real provider watching its own memory
+        # would), so Serve replaces the replica.
         self.leak_mb_per_call = float(config.get("leak_mb_per_call", 0.0))
         self.max_rss_growth_mb = float(config.get("max_rss_growth_mb", 0.0))
         self._leaked: list[bytearray] = []
         self._rss_at_start = _rss_mb()
-        # A file whose text names the fault to act out now ("hang", "malformed",
-        # "fail", "leak" or nothing): lets a benchmark switch faults on running
-        # replicas instantly, without a redeploy. Replicas share the machine's disk.
         self.fault_file = str(config.get("fault_file", ""))
 
-    def _fault(self) -> str:
+    def _faults(self) -> set[str]:
         if not self.fault_file:
-            return ""
+            return set()
         try:
             with open(self.fault_file, encoding="utf-8") as f:
-                return f.read().strip()
+                return set(f.read().split())
         except OSError:
-            return ""
+            return set()
 
     def _vector(self, text: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
@@ -62,17 +66,17 @@ class HashEmbedder(EmbeddingProvider):
     async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        fault = self._fault()
-        if self.fail or time.time() < self.fail_until or fault == "fail":
+        faults = self._faults()
+        if self.fail or "fail" in faults:
             raise RuntimeError(f"{self.label} fails on purpose")
-        while time.time() < self.hang_until or fault == "hang":
+        while "hang" in faults:
             await asyncio.sleep(0.05)
-            fault = self._fault()
-        if self.leak_mb_per_call and (not self.fault_file or fault == "leak"):
+            faults = self._faults()
+        if self.leak_mb_per_call and (not self.fault_file or "leak" in faults):
             chunk = bytearray(int(self.leak_mb_per_call * 2**20))
             chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page: resident, not just reserved
             self._leaked.append(chunk)
-        if time.time() < self.malformed_until or fault == "malformed":
+        if self.malformed or "malformed" in faults:
             return [np.full(self.dim - 1, np.nan, dtype=np.float32) for _ in texts[:-1] or texts]
         return [self._vector(t) for t in texts]
 
@@ -92,7 +96,7 @@ class HashEmbedder(EmbeddingProvider):
         # Healthy even when its calls fail: a provider whose health check says
         # so never starts (Serve's replica check delegates to it), and the
         # failures worth testing are the ones that slip past health checks.
-        if self.unhealthy_from and time.time() >= self.unhealthy_from:
+        if self.unhealthy or "unhealthy" in self._faults():
             return {"status": "unhealthy", "label": self.label, "error": "degraded on purpose"}
         grown = _rss_mb() - self._rss_at_start
         if self.max_rss_growth_mb and grown > self.max_rss_growth_mb:
@@ -120,3 +124,15 @@ class IncompleteEmbedder:
 
     async def embed_texts(self, texts: list[str], batch_size: int = 32) -> list[np.ndarray]:
         return []
+
+
+def set_faults(path: Any, *faults: str) -> None:
+    """Make ``path`` (a HashEmbedder's ``fault_file``) name ``faults``; none: no fault.
+
+    Replaced in one step, so a replica reading it mid-write never sees an empty file."""
+    import os
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(" ".join(faults))
+    os.replace(tmp, path)
