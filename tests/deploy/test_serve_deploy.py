@@ -58,13 +58,17 @@ def cluster():
     try:
         yield {"dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "work": work}
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):  # `ray stop` would stop every Ray on the machine
+        # `ray stop` would stop every Ray on the machine. Polls, not fixed sleeps: a busy
+        # machine takes longer to end processes; only the deadline means they survived.
+        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 60)):
             for pid in processes_under(str(work)):
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            time.sleep(2)
+            deadline = time.monotonic() + wait_s
+            while processes_under(str(work)) and time.monotonic() < deadline:
+                time.sleep(0.2)
         assert not processes_under(str(work)), "processes of the test cluster survived"
         shutil.rmtree(work, ignore_errors=True)
 

@@ -15,8 +15,8 @@ def test_router_metrics_are_exported(registry):
 
     port = ray._private.worker._global_node.metrics_export_port
     for _ in range(3):
-        assert httpx.post(registry["http"] + "/v1/embeddings", json={"model": "hash", "input": ["m"]}).status_code == 200
-    deadline = time.monotonic() + 60  # Ray pushes metrics to its agent every few seconds
+        assert httpx.post(registry["http"] + "/v1/embeddings", json={"model": "hash", "input": ["m"]}, timeout=60).status_code == 200
+    deadline = time.monotonic() + 120  # Ray pushes metrics to its agent every few seconds
     text = ""
     while time.monotonic() < deadline:
         try:

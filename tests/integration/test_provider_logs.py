@@ -23,7 +23,7 @@ def _serve_logs() -> Path:
     return Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
 
 
-def _lines_with(text: str, pattern: str, timeout_s: float = 15.0) -> dict[str, list[str]]:
+def _lines_with(text: str, pattern: str, timeout_s: float = 120.0) -> dict[str, list[str]]:
     """Lines holding ``text`` in the Serve log files named like ``pattern``, by file; waits for one."""
     deadline = time.monotonic() + timeout_s
     while True:
