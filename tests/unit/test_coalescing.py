@@ -98,15 +98,32 @@ async def test_in_flight_limit_makes_batches_grow_with_load():
     assert [len(items) for _, items, _ in rec.calls] == [1, 20]
 
 
+class HeldRecorder(Recorder):
+    """Holds a call with the item "slow" until ``release`` is set: slow for as long as a test needs."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0)
+        self.release = asyncio.Event()
+
+    async def __call__(self, key, items, callers):
+        if "slow" in items:
+            self.calls.append((key, list(items), callers))
+            await self.release.wait()
+            return [f"{i}{i}" for i in items]
+        return await super().__call__(key, items, callers)
+
+
 async def test_wait_s_caps_the_wait_behind_a_slow_call():
-    rec = Recorder(delay_s=0.5)
+    rec = HeldRecorder()
     c = Coalescer(rec, wait_s=0.02)
     slow = asyncio.ensure_future(c.submit("k", ["slow"], max_inflight=1))
-    await asyncio.sleep(0.005)
+    while not rec.calls:  # the slow call is in flight
+        await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     t = loop.time()
-    second = asyncio.ensure_future(c.submit("k", ["next"], max_inflight=1))
-    await asyncio.sleep(0.1)
-    assert len(rec.calls) == 2  # launched after wait_s, not after the slow call
-    assert loop.time() - t < 0.2
-    await asyncio.gather(slow, second)
+    # launched after wait_s, while the slow call is still held: not after it
+    assert await asyncio.wait_for(c.submit("k", ["next"], max_inflight=1), 60) == ["nextnext"]
+    assert len(rec.calls) == 2 and not slow.done()
+    assert loop.time() - t >= 0.019  # it did wait for the window first
+    rec.release.set()
+    assert await slow == ["slowslow"]
