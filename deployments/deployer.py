@@ -16,8 +16,8 @@ from typing import Any
 
 from deployments.logs import app_log, provider_log
 from deployments.provider_app import build_provider_app, provider_app_args
-from providers.errors import ConfigError, DeploymentError, InsufficientResourcesError
-from providers.registry.config import DeploymentOptions
+from deployments.resources import check_fits
+from providers.errors import ConfigError, DeploymentError
 from providers.registry.loading import load_provider_class
 from providers.registry.table import Route, provider_app_name
 
@@ -48,36 +48,6 @@ def app_name_of(route: Route, registry_app: str) -> str:
     return provider_app_name(registry_app, route.type, route.name, route.version)
 
 
-def replica_resources(options: DeploymentOptions) -> dict[str, float]:
-    need = {"CPU": options.num_cpus, "GPU": options.num_gpus, **options.resources}
-    if options.memory:
-        need["memory"] = float(options.memory)
-    return {k: v for k, v in need.items() if v}
-
-
-def check_resources(route: Route) -> None:
-    """Refuse a provider no alive node could ever place one replica of.
-
-    Without this, Serve waits forever for a GPU that a CPU machine will never
-    have, and the caller sees only a deploy that never finishes.
-    """
-    import ray
-
-    need = replica_resources(route.spec.deployment)
-    if not need:
-        return
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(all(node.get(k, 0.0) >= v for k, v in need.items()) for node in nodes):
-        return
-    have = {k: max((node.get(k, 0.0) for node in nodes), default=0.0) for k in need}
-    short = ", ".join(f"{k} {v:g} (largest node has {have[k]:g})" for k, v in need.items() if have[k] < v)
-    raise InsufficientResourcesError(
-        f"{route.type.value} provider {route.name!r} asks for {short} per replica, "
-        "and no node in the cluster has that. Lower the request, add such a node, or set "
-        "registry.check_resources: false on an autoscaling cluster that adds it on demand"
-    )
-
-
 def check_replica_limit(route: Route, allowed_prefixes: list[str]) -> None:
     """Refuse more replicas than the provider can run with.
 
@@ -101,13 +71,16 @@ def check_replica_limit(route: Route, allowed_prefixes: list[str]) -> None:
 
 
 def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True,
-                    log_encoding: str = "TEXT") -> str:
-    """Deploy one version of a provider and wait until it is RUNNING."""
+                    log_encoding: str = "TEXT", replacing: Route | None = None) -> str:
+    """Deploy one version of a provider and wait until it is RUNNING.
+
+    ``check``: refuse at once what cannot be placed now (`deployments.resources`),
+    counting ``replacing``, the version that runs beside it until the flip."""
     from ray import serve
 
     check_replica_limit(route, allowed_prefixes)
     if check:
-        check_resources(route)
+        check_fits(route, replacing=replacing)
     app_name = app_name_of(route, registry_app)
     with _BUILD_LOCK:
         app = build_provider_app(provider_app_args(route, registry_app, allowed_prefixes, log_encoding))
@@ -158,9 +131,9 @@ def delete_blocking(app_name: str) -> None:
 
 
 async def deploy(route: Route, registry_app: str, allowed_prefixes: list[str], timeout_s: float, check: bool = True,
-                 log_encoding: str = "TEXT") -> str:
+                 log_encoding: str = "TEXT", replacing: Route | None = None) -> str:
     return await asyncio.to_thread(deploy_blocking, route, registry_app, allowed_prefixes, timeout_s, check,
-                                   log_encoding)
+                                   log_encoding, replacing)
 
 
 async def delete(app_name: str) -> None:

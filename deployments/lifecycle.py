@@ -81,11 +81,12 @@ class Lifecycle:
         return {"deleted_apps": apps}
 
     # -- deploying and retiring versions ---------------------------------------------------
-    async def deploy(self, route: Route) -> None:
+    async def deploy(self, route: Route, replacing: Route | None = None) -> None:
+        """Deploy ``route`` and wait until it runs; ``replacing`` runs beside it meanwhile."""
         s = self.core.settings
         try:
             await deployer.deploy(route, s.app_name, self.core.allowed, s.deploy_timeout_s, s.check_resources,
-                                  s.log_encoding)
+                                  s.log_encoding, replacing)
         except DeploymentError as exc:
             raise type(exc)(self.core.scrub(str(exc))) from None
 

@@ -85,7 +85,7 @@ class Rollout:
         """Deploy ``new`` beside ``old``, check it, flip, retire ``old``. Caller holds the lock."""
         await asyncio.to_thread(load_provider_class, new.spec.class_path, new.type, self.core.allowed)
         table = self.core.table.with_route(new, replace=True)  # bad fallback names fail before deploying
-        await self.lifecycle.deploy(new)
+        await self.lifecycle.deploy(new, replacing=old)
         report = await self.health.health_of(new)
         if report.get("status") != "healthy":
             await deployer.delete(self.core.app_name(new))

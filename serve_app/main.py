@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,8 +18,70 @@ from providers.registry.table import RouteTable
 logger = logging.getLogger(__name__)
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars: dict[str, str] | None = None) -> None:
-    """Start (or join) Ray with the environment every replica needs.
+# A local instance's logical CPUs per core. Ray's num_cpus is an admission count, not a
+# cap (it pins and throttles nothing): on one machine the OS shares the cores anyway.
+# Counting each core once, the default config (minilm 1 CPU, four providers 0.1)
+# left 0.6 of 2 free here, and the seed's run-time registration (1 CPU, twice while
+# a reload runs beside the old version) could not be placed. On a cluster, started
+# with `ray start` or `ray up`, what a provider asks is what it gets.
+LOCAL_CPUS_PER_CORE = 4
+LOCAL_CPUS_ENV = "PROVIDER_REGISTRY_LOCAL_CPUS"
+
+
+def local_num_cpus() -> float:
+    """Logical CPUs of a Ray instance the registry starts itself (``PROVIDER_REGISTRY_LOCAL_CPUS`` overrides)."""
+    raw = os.environ.get(LOCAL_CPUS_ENV, "").strip()
+    if raw:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        if value <= 0:
+            from providers.errors import ConfigError
+
+            raise ConfigError(f"must be a positive number, got {raw!r}", LOCAL_CPUS_ENV)
+        return value
+    return float(LOCAL_CPUS_PER_CORE * (os.cpu_count() or 1))
+
+
+def resolve_address(address: str | None, probe_s: float = 2.0, temp_dir: str | None = None) -> str | None:
+    """Where ``ray.init(address)`` would go, with a dead cluster's address ruled out.
+
+    ``None`` (or ``auto``) means: ``RAY_ADDRESS``, else the address a ``ray start``
+    left in Ray's temp dir. A head that was killed leaves that file behind, and
+    ``ray.init`` then retries the dead address for minutes ("Failed to connect to
+    GCS ... Timed out" every 40 s, seen here). Probed with one TCP connect; if
+    nothing answers, say so, naming the address and the file, and start locally.
+    Returns ``"local"`` to start a new instance, or the address to join.
+    """
+    if address not in (None, "auto") or os.environ.get("RAY_ADDRESS"):
+        return address
+    import socket
+
+    from ray._private.utils import get_ray_address_file, read_ray_address
+
+    found = read_ray_address(temp_dir)
+    if not found:
+        return "local" if address is None else address
+    host, _, port = found.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=probe_s):
+            return found
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        print(f"warning: the Ray cluster address {found} (from {get_ray_address_file(temp_dir)}) does not answer "
+              f"({reason}): a head that stopped left it behind. Starting a local Ray instance instead; "
+              "`ray stop` removes the stale file, RAY_ADDRESS names a cluster to join.", file=sys.stderr,
+              flush=True)
+        return "local"
+
+
+def ensure_ray(address: str | None = None, num_cpus: float | None = None,
+               env_vars: dict[str, str] | None = None) -> str:
+    """Start (or join) Ray with the environment every replica needs; say which.
+
+    A local instance gets ``num_cpus`` logical CPUs (default `local_num_cpus`);
+    a cluster being joined keeps its own. Returns ``"local"`` or the address joined.
 
     ``env_vars`` go through runtime_env, which Ray writes to its logs in
     clear (runtime_env_agent.log): never put a secret there. Secrets (the
@@ -28,7 +91,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars
     import ray
 
     if ray.is_initialized():
-        return
+        return "attached"
     # Offline: the model ships in a package; never let a library reach a hub.
     # OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning.
     # Measured on 2 cores, one text on 2 torch threads cost 29 ms of CPU
@@ -36,8 +99,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, env_vars
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OMP_WAIT_POLICY": "PASSIVE", **(env_vars or {})}
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
-    ray.init(address=address, num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
+    target = resolve_address(address)
+    local = target == "local"
+    ray.init(address=target, num_cpus=(num_cpus or local_num_cpus()) if local else None, include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": env})
+    return target or "local"
 
 
 def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
@@ -49,8 +115,9 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
     from ray import serve
 
     from deployments import deployer
-    from deployments.table_store import TableStore
     from deployments.registry_app import build_registry_app
+    from deployments.resources import check_all_fit
+    from deployments.table_store import TableStore
 
     s = config.registry
     serve.start(http_options={"host": s.http_host, "port": s.http_port} if http else None)
@@ -60,8 +127,7 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
     table = RouteTable.from_config(config)
     allowed = list(s.allowed_prefixes())
     if s.check_resources:
-        for route in table.routes.values():
-            deployer.check_resources(route)
+        check_all_fit(list(table.routes.values()))
     with ThreadPoolExecutor(max_workers=max(1, len(table.routes))) as pool:
         futures = [pool.submit(deployer.deploy_blocking, r, s.app_name, allowed, s.deploy_timeout_s, False,
                                s.log_encoding)
@@ -105,7 +171,8 @@ def serve_forever(config_path: str) -> int:
     try:
         config = load_config(config_path)
         check_port_free(config.registry.http_host, config.registry.http_port)
-        ensure_ray()
+        where = ensure_ray()
+        print(_describe_ray(where), flush=True)
         info = start_registry(config)
     except RegistryError as exc:
         print(f"error: {exc}")
@@ -126,6 +193,16 @@ def serve_forever(config_path: str) -> int:
         serve.shutdown()
         stop_embedded_servers(config)
     return 0
+
+
+def _describe_ray(where: str) -> str:
+    import ray
+
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if where == "local":
+        return (f"Ray: started a local instance with {cpus:g} logical CPUs ({LOCAL_CPUS_PER_CORE} per core: "
+                f"they admit replicas, they do not reserve cores; {LOCAL_CPUS_ENV} sets another count)")
+    return f"Ray: joined the cluster at {where} ({cpus:g} CPUs); providers get what they ask"
 
 
 def stop_embedded_servers(config: RegistryConfig) -> None:

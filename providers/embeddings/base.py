@@ -26,13 +26,20 @@ class EmbeddingProviderBase(EmbeddingProvider):
             self.last_error = _vector_problem(await self.embed_query("health check"), self.get_dimension())
         except Exception as exc:  # health checks report, never raise
             self.last_error = f"{type(exc).__name__}: {exc}"
+        ok = self.last_error is None
+        # The seed's report (test_successful, model_loaded, gpu_available, last_error;
+        # error when unhealthy), so code written against the seed reads it as it is.
         return {
-            "status": "healthy" if self.last_error is None else "unhealthy",
+            "status": "healthy" if ok else "unhealthy",
             "model_name": self.get_model_name(),
+            "test_successful": ok,
+            "model_loaded": ok,  # the probe ran through the model; a subclass may know better
+            "gpu_available": bool(self.supports_gpu()),
             **self._health_details(),
             "dimension": self.get_dimension(),
             "response_time": round(time.perf_counter() - start, 4),
             "last_error": self.last_error,
+            **({} if ok else {"error": self.last_error}),
         }
 
 

@@ -135,7 +135,7 @@ class ProviderSpec(StrictModel):
     )
     config: dict[str, Any] = Field(
         default_factory=dict,
-        description="The provider's own settings, passed to its initialize(); the README lists each provider's keys.",
+        description="The provider's own settings, passed to its initialize(); docs/providers.md lists each provider's keys.",
     )
     deployment: DeploymentOptions = Field(
         default_factory=DeploymentOptions, description="Ray Serve options."
@@ -391,7 +391,7 @@ class RegistryConfig(StrictModel):
 
 class _SchemaWithEmptyDefaults(GenerateJsonSchema):
     """Shows ``default_factory=list``/``dict`` defaults (``[]``, ``{}``), which
-    pydantic leaves out: editors and the README then show them. Nested
+    pydantic leaves out: editors and docs/configuration.md then show them. Nested
     models' defaults stay out; their own keys carry them."""
 
     def get_default_value(self, schema: Any) -> Any:
@@ -402,7 +402,7 @@ class _SchemaWithEmptyDefaults(GenerateJsonSchema):
 
 
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of providers.yaml (for editors, and the README's reference)."""
+    """The JSON Schema of providers.yaml (for editors, and docs/configuration.md's reference)."""
     schema = RegistryConfig.model_json_schema(by_alias=True, schema_generator=_SchemaWithEmptyDefaults)
     schema["title"] = "providers.yaml"
     return schema

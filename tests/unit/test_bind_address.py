@@ -82,3 +82,68 @@ def test_make_serve_starts_ray_without_a_dashboard(monkeypatch):
     assert seen["include_dashboard"] is False
     # Ray logs runtime_env in clear: the token reaches the router by inheritance, never through it.
     assert secret not in repr(seen)
+
+
+def test_a_local_instance_counts_each_core_several_times_and_a_joined_cluster_keeps_its_own(monkeypatch):
+    import os
+
+    import ray
+
+    from serve_app import main
+
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(main, "resolve_address", lambda address: "local")
+    monkeypatch.delenv(main.LOCAL_CPUS_ENV, raising=False)
+    assert main.ensure_ray() == "local"
+    assert seen["num_cpus"] == main.LOCAL_CPUS_PER_CORE * os.cpu_count() and seen["address"] == "local"
+    monkeypatch.setenv(main.LOCAL_CPUS_ENV, "3")
+    main.ensure_ray()
+    assert seen["num_cpus"] == 3.0
+    monkeypatch.setattr(main, "resolve_address", lambda address: "10.0.0.5:6379")
+    assert main.ensure_ray() == "10.0.0.5:6379" and seen["num_cpus"] is None
+
+
+def test_a_bad_local_cpu_count_names_the_variable(monkeypatch):
+    from providers.errors import ConfigError
+    from serve_app import main
+
+    monkeypatch.setenv(main.LOCAL_CPUS_ENV, "lots")
+    with pytest.raises(ConfigError, match=main.LOCAL_CPUS_ENV):
+        main.local_num_cpus()
+
+
+def test_a_dead_clusters_address_file_is_named_and_a_local_instance_starts(tmp_path, monkeypatch, capsys):
+    """A real address file, naming a port where nothing listens (a killed head's)."""
+    import socket
+    import time
+
+    from serve_app.main import resolve_address
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing answers there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address_file = tmp_path / "ray_current_cluster"
+    address_file.write_text(f"127.0.0.1:{port}")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    start = time.monotonic()
+    assert resolve_address(None, temp_dir=str(tmp_path)) == "local"
+    assert time.monotonic() - start < 30  # one connect, refused at once; never Ray's minutes of retries
+    err = capsys.readouterr().err
+    assert f"127.0.0.1:{port}" in err and str(address_file) in err and "ray stop" in err
+
+
+def test_a_live_address_is_joined(tmp_path, monkeypatch):
+    import socket
+
+    from serve_app.main import resolve_address
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        found = f"127.0.0.1:{listener.getsockname()[1]}"
+        (tmp_path / "ray_current_cluster").write_text(found)
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        assert resolve_address(None, temp_dir=str(tmp_path)) == found
+        assert resolve_address("local") == "local" and resolve_address("10.1.1.1:6379") == "10.1.1.1:6379"

@@ -124,12 +124,16 @@ async def test_health_check_healthy(minilm: SentenceTransformerProvider) -> None
     assert report["status"] == "healthy"
     assert report["dimension"] == 384 and report["model_loaded"] is True
     assert report["last_error"] is None
+    # The seed's fields, as its health example reads them.
+    assert report["test_successful"] is True and report["gpu_available"] is False
+    assert isinstance(report["response_time"], float) and "error" not in report
 
 
 async def test_health_check_of_unloaded_provider_is_unhealthy_not_raising() -> None:
     report = await SentenceTransformerProvider().health_check()
     assert report["status"] == "unhealthy"
     assert "not initialized" in report["last_error"]
+    assert report["test_successful"] is False and report["error"] == report["last_error"]
 
 
 @pytest.mark.parametrize(
