@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test unit integration deploy bench readme clean
+.PHONY: serve test lint unit integration deploy bench readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ serve: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
+
+# ruff's rule set is in pyproject.toml; .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 unit: $(STAMP)  # everything without Ray: real databases, caches and models in process
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/stores tests/caches tests/rerankers tests/graph
