@@ -137,8 +137,10 @@ async def router_overhead(app_name: str, provider_app: str, calls: int) -> dict:
     """Sequential handle calls of the same cheap method, direct vs through the router."""
     from ray import serve
 
-    router = serve.get_deployment_handle("RegistryRouter", app_name)
-    direct = serve.get_deployment_handle("ProviderDeployment", provider_app)
+    from deployments.names import PROVIDER_DEPLOYMENT_NAME, ROUTER_DEPLOYMENT_NAME
+
+    router = serve.get_deployment_handle(ROUTER_DEPLOYMENT_NAME, app_name)
+    direct = serve.get_deployment_handle(PROVIDER_DEPLOYMENT_NAME, provider_app)
     via_router = lambda: router.call.remote("embeddings", "minilm", "get_dimension", [], {}, False)  # noqa: E731
     via_direct = lambda: direct.invoke.remote("get_dimension", [], {})  # noqa: E731
     for fn in (via_router, via_direct):  # warm both paths
@@ -157,33 +159,35 @@ async def router_overhead(app_name: str, provider_app: str, calls: int) -> dict:
 
 def router_logic_cost(calls: int) -> float:
     """p50 in microseconds of the router's own code per call (table lookup, input
-    checks, fallback bookkeeping, the answer's check) with a no-op provider: what
-    the router adds besides the Serve hop itself."""
+    checks, guards, fallback bookkeeping, merging, the answer's check): the real
+    `RouterCore.call`, outside Serve, over a handle that answers at once. What the
+    router adds besides the Serve hop itself."""
+    from deployments.router_core import RouterCore
+    from deployments.table_store import TableStore
+    from deployments.tools_api import ArgumentGuard
+    from deployments.vector_space_guard import SpaceGuard
     from providers.registry.config import parse_config
-    from providers.registry.limits import check_call
-    from providers.registry.results import check_result
-    from providers.registry.routing import FallbackCaller
     from providers.registry.table import RouteTable
-    from providers.types import ProviderType
 
     config = parse_config({"embeddings": {"providers": {"m": {"class": MINILM}}}})
-    table = RouteTable.from_config(config)
-    caller = FallbackCaller()
     vector = np.zeros(384, dtype=np.float32)
 
-    async def noop(name: str, timeout: float) -> list:
-        return [vector]
+    class Answered:  # a deployment handle whose every call has already answered
+        def __init__(self) -> None:
+            self.invoke = self
+
+        def remote(self, method: str, args: list, kwargs: dict) -> asyncio.Future:
+            done = asyncio.get_running_loop().create_future()
+            done.set_result([vector] * len(args[0]))
+            return done
 
     async def run() -> list[float]:
+        core = RouterCore(config.registry, TableStore("bench"), RouteTable.from_config(config),
+                          guards=[ArgumentGuard(), SpaceGuard()], handle_of=lambda app: Answered())
         out = []
-        for _ in range(calls):
+        for i in range(calls):
             t = time.perf_counter()
-            args = [["hello"]]
-            check_call("embed_texts", args, {}, config.registry)
-            chain = table.chain(ProviderType.EMBEDDING, "m")
-            result = await caller.call("embeddings", chain, noop,
-                                       lambda n: table.get(ProviderType.EMBEDDING, n).spec.call_timeout_s)
-            check_result(ProviderType.EMBEDDING, "embed_texts", args, {}, result)
+            await core.call("embeddings", "m", "embed_texts", [[f"hello {i}"]])
             out.append((time.perf_counter() - t) * 1e6)
         return out
 

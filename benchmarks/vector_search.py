@@ -101,9 +101,9 @@ async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
 
 
 async def fill(store, data: np.ndarray) -> float:
-    from providers.interfaces.vector_stores import VectorDocument
-
     from tqdm import tqdm
+
+    from providers.interfaces.vector_stores import VectorDocument
 
     start = time.perf_counter()
     with tqdm(total=len(data), unit="vec", desc="insert", file=sys.stderr) as bar:
@@ -152,7 +152,7 @@ async def registry_phase(name: str, class_path: str, config: dict, queries: np.n
             cfg = {**config, "index": {**config.get("index", {}), "ef_search": ef}}
             await provider_registry.swap_provider(ProviderType.VECTOR_STORE, name, config=cfg)
         store = await provider_registry.get_provider(ProviderType.VECTOR_STORE, name)
-        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        run = await timed_searches(lambda q, store=store: store.search_similar(q, top_k=10), queries, concurrency)
         out[ef] = {"recall_registry": recall(run["hits"], truth), "qps_registry": run["qps"],
                    "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"]}
     await provider_registry.delete_provider(ProviderType.VECTOR_STORE, name)
@@ -192,8 +192,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
                         "note": "local mode searches exhaustively (no HNSW in qdrant-client's local engine)"})
     finally:
         try:
-            from ray import serve
             import ray
+            from ray import serve
 
             if ray.is_initialized():
                 serve.shutdown()

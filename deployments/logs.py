@@ -52,8 +52,8 @@ def provider_log(logger: logging.Logger, level: int, msg: str, *args: Any, ptype
 
 
 # "<registry app>--<type>--<name>--v<N>" (providers.registry.table.provider_app_name)
-_APP_NAME = re.compile(r"^.+?--(?P<type>%s)--(?P<name>.+)--v(?P<version>[0-9]+)$"
-                       % "|".join(re.escape(t.value) for t in ProviderType))
+_TYPES = "|".join(re.escape(t.value) for t in ProviderType)
+_APP_NAME = re.compile(rf"^.+?--(?P<type>{_TYPES})--(?P<name>.+)--v(?P<version>[0-9]+)$")
 
 
 def fields_of_app(app_name: str) -> dict[str, Any] | None:

@@ -24,7 +24,7 @@ from ray import serve
 from deployments.logs import install_log_filter, package_of, provider_fields, route_provider_logs
 from providers.errors import InvalidRequestError
 from providers.interfaces import shape_of
-from providers.registry.config import BatchingOptions, parse_provider_config, ProviderConfig
+from providers.registry.config import BatchingOptions, ProviderConfig, parse_provider_config
 from providers.registry.loading import load_provider_class
 from providers.registry.redaction import scrub_text, secret_values
 from providers.types import ProviderType

@@ -31,8 +31,8 @@ from providers.registry.config import RegistrySettings
 from providers.registry.embedding_cache import EmbeddingCache, cached_embed
 from providers.registry.limits import check_call
 from providers.registry.redaction import scrub_text, secret_values
-from providers.registry.routing import FallbackCaller, describe_error
 from providers.registry.results import check_result
+from providers.registry.routing import FallbackCaller, describe_error
 from providers.registry.table import Route, RouteTable, provider_app_name
 from providers.types import ProviderType
 

@@ -11,8 +11,9 @@ free meanwhile.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from providers.errors import ProviderCallError, not_initialized
 

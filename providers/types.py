@@ -18,7 +18,7 @@ class ProviderType(str, Enum):
     TOOL = "tools"
 
     @classmethod
-    def parse(cls, value: "ProviderType | str") -> "ProviderType":
+    def parse(cls, value: ProviderType | str) -> ProviderType:
         """Accept a member, its value (``embeddings``) or its name (``EMBEDDING``)."""
         from providers.errors import UnknownProviderTypeError
 

@@ -33,12 +33,21 @@ from pydantic import Field
 from providers.checks import check_id
 from providers.config_base import ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError, ProviderCallError
-from providers.graph.checks import (check_batch, check_depth, check_direction, check_limit, check_properties,
-                                    check_type)
+from providers.graph.checks import check_batch, check_depth, check_direction, check_limit, check_properties, check_type
 from providers.graph.cypher_lexer import check_parameters, check_query, is_read_only
-from providers.graph.rows import (as_entity, assemble_path, entity_columns, entity_row, properties_match,
-                                  property_fragments, rel_columns, relationship_row, row_to_entity,
-                                  row_to_relationship, unique_rows)
+from providers.graph.rows import (
+    as_entity,
+    assemble_path,
+    entity_columns,
+    entity_row,
+    properties_match,
+    property_fragments,
+    rel_columns,
+    relationship_row,
+    row_to_entity,
+    row_to_relationship,
+    unique_rows,
+)
 from providers.graph.times import build_timeline, now_utc, to_utc
 from providers.interfaces.graph_engines import Entity, GraphEngine, GraphSearchResult, Relationship
 

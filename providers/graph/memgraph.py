@@ -68,7 +68,7 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     props = getattr(value, "_properties", None)
     if props is None and hasattr(value, "properties") and not isinstance(value, (str, bytes)):
-        props = getattr(value, "properties")
+        props = value.properties
     if isinstance(props, dict):
         return {k: _plain(v) for k, v in props.items()}
     return value

@@ -11,11 +11,18 @@ from typing import Any
 
 from providers.checks import check_id
 from providers.errors import InvalidRequestError
-from providers.graph.checks import (MAX_NAME_CHARS, check_confidence, check_properties, check_text, check_type,
-                                    decode_properties, encode_properties, new_or_checked_id)
+from providers.graph.checks import (
+    MAX_NAME_CHARS,
+    check_confidence,
+    check_properties,
+    check_text,
+    check_type,
+    decode_properties,
+    encode_properties,
+    new_or_checked_id,
+)
 from providers.graph.times import from_iso, iso, to_utc
 from providers.interfaces.graph_engines import Entity, GraphSearchResult, Relationship
-
 
 # -- entities and relationships in, parameter rows out -------------------------------------
 

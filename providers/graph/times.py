@@ -6,8 +6,9 @@ they sort and compare as text exactly as in time (see `providers.graph.engine`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any
 
 from providers.errors import InvalidRequestError
 from providers.interfaces.graph_engines import Entity, Relationship

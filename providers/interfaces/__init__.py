@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from providers.types import ProviderType
 
@@ -46,7 +46,7 @@ def interface_for(ptype: ProviderType) -> type:
     return getattr(importlib.import_module(module), name)
 
 
-@lru_cache(maxsize=None)
+@cache
 def shape_of(ptype: ProviderType) -> InterfaceShape:
     iface = interface_for(ptype)
     async_methods, sync_methods = set(), set()

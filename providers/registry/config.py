@@ -31,8 +31,7 @@ from pydantic.json_schema import GenerateJsonSchema
 
 # ProviderConfig and parse_provider_config live in providers.config_base; re-exported
 # here for deployments/ and serve_app/, which import them from this module.
-from providers.config_base import (NAME_PATTERN, ProviderConfig, StrictModel,  # noqa: F401
-                                   describe_errors, parse_provider_config)
+from providers.config_base import NAME_PATTERN, ProviderConfig, StrictModel, describe_errors, parse_provider_config  # noqa: F401
 from providers.errors import ConfigError, RegistryError
 from providers.registry.breaker import BreakerOptions
 from providers.registry.interpolation import interpolate_tree
@@ -82,7 +81,7 @@ class AutoscalingOptions(StrictModel):
     downscale_delay_s: float = Field(600, ge=0, description="Sustained idle before scaling down.")
 
     @model_validator(mode="after")
-    def _bounds(self) -> "AutoscalingOptions":
+    def _bounds(self) -> AutoscalingOptions:
         if self.min_replicas > self.max_replicas:
             raise ValueError("min_replicas must not exceed max_replicas")
         return self
@@ -120,7 +119,7 @@ class DeploymentOptions(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _replicas_xor_autoscaling(self) -> "DeploymentOptions":
+    def _replicas_xor_autoscaling(self) -> DeploymentOptions:
         if self.num_replicas is not None and self.autoscaling_config is not None:
             raise ValueError("give num_replicas or autoscaling_config, not both")
         return self
@@ -345,7 +344,7 @@ class RegistryConfig(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _references(self) -> "RegistryConfig":
+    def _references(self) -> RegistryConfig:
         shared = self.registry.embedding_cache.cache
         if shared is not None and shared not in self.cache.providers:
             raise ConfigError(f"unknown cache provider {shared!r}; known: {sorted(self.cache.providers)}",

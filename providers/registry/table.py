@@ -68,7 +68,7 @@ class RouteTable(BaseModel):
         return {r.name: r.spec.fallback for r in self.routes.values() if r.type == ptype}
 
     # -- changing (each returns a new table) --------------------------------
-    def with_route(self, route: Route, replace: bool = False) -> "RouteTable":
+    def with_route(self, route: Route, replace: bool = False) -> RouteTable:
         # Run-time registrations (Python API, admin HTTP) name providers too; the name
         # becomes part of a Serve application name, so it obeys providers.yaml's rule.
         if not is_valid_name(route.name):
@@ -94,7 +94,7 @@ class RouteTable(BaseModel):
         table.chain(route.type, route.name)  # and cycles here
         return table
 
-    def without(self, ptype: ProviderType, name: str) -> "RouteTable":
+    def without(self, ptype: ProviderType, name: str) -> RouteTable:
         route = self.get(ptype, name)
         users = [r.name for r in self.routes.values() if r.type == route.type and name in r.spec.fallback]
         if users:
@@ -107,7 +107,7 @@ class RouteTable(BaseModel):
         routes = {k: v for k, v in self.routes.items() if k != route.key}
         return self._next(routes=routes)
 
-    def with_fallback(self, ptype: ProviderType, primary: str, fallbacks: list[str]) -> "RouteTable":
+    def with_fallback(self, ptype: ProviderType, primary: str, fallbacks: list[str]) -> RouteTable:
         route = self.get(ptype, primary)
         path = f"{route.type.value}.providers.{primary}.fallback"
         if primary in fallbacks:
@@ -117,21 +117,21 @@ class RouteTable(BaseModel):
         spec = route.spec.model_copy(update={"fallback": list(fallbacks)})
         return self.with_route(route.model_copy(update={"spec": spec}), replace=True)
 
-    def with_monitoring(self, on: bool) -> "RouteTable":
+    def with_monitoring(self, on: bool) -> RouteTable:
         return self._next(monitoring=on)
 
-    def _next(self, **changes: Any) -> "RouteTable":
+    def _next(self, **changes: Any) -> RouteTable:
         return self.model_copy(update={"revision": self.revision + 1, **changes})
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "RouteTable":
+    def from_json(cls, text: str | bytes) -> RouteTable:
         return cls.model_validate_json(text)
 
     @classmethod
-    def from_config(cls, config: RegistryConfig) -> "RouteTable":
+    def from_config(cls, config: RegistryConfig) -> RouteTable:
         routes = {
             route_key(t, n): Route(type=t, name=n, spec=s, source="config")
             for t, n, s in config.specs()

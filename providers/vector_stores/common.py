@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import orjson

@@ -58,7 +58,7 @@ class Group:
     """All (``kind == "and"``) or any (``"or"``) of ``items``."""
 
     kind: str
-    items: tuple[Union["Group", Condition], ...]
+    items: tuple[Union[Group, Condition], ...]
 
 
 Filter = Union[Group, Condition]

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator

@@ -47,8 +47,9 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -57,14 +58,21 @@ from qdrant_client import AsyncQdrantClient, models
 
 from providers.checks import check_id
 from providers.config_base import parse_provider_config
-from providers.errors import (ConfigError, InvalidRequestError, ProviderCallError, ProviderTimeoutError,
-                              RegistryError)
+from providers.errors import ConfigError, InvalidRequestError, ProviderCallError, ProviderTimeoutError, RegistryError
 from providers.interfaces.vector_stores import VectorDocument, VectorSearchResult, VectorStore
-from providers.vector_stores.common import (StoreConfig, check_documents, check_identifier, check_ids,
-                                            check_metadata, check_min_score, check_top_k, check_vector,
-                                            check_weight, fuse)
-from providers.vector_stores.filters import (TIMESTAMP_FIELDS, Condition, Group, parse_datetime,
-                                             parse_filters)
+from providers.vector_stores.common import (
+    StoreConfig,
+    check_documents,
+    check_identifier,
+    check_ids,
+    check_metadata,
+    check_min_score,
+    check_top_k,
+    check_vector,
+    check_weight,
+    fuse,
+)
+from providers.vector_stores.filters import TIMESTAMP_FIELDS, Condition, Group, parse_datetime, parse_filters
 
 log = logging.getLogger(__name__)
 
@@ -618,7 +626,7 @@ class QdrantVectorStore(VectorStore):
         else:
             await self._call("update_collection", self._c.update_collection(
                 self.collection, hnsw_config=models.HnswConfigDiff(m=m, ef_construct=ef)))
-            for key, (field, schema) in fields.items():
+            for field, schema in fields.values():
                 await self._call("create_payload_index", self._c.create_payload_index(
                     self.collection, field, field_schema=INDEX_SCHEMAS[schema], wait=True))
             record["hnsw"] = "applied (Qdrant rebuilds the graph in the background)"

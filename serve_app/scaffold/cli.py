@@ -8,8 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from providers.types import ProviderType
-from serve_app.scaffold.checks import (check_class_name, check_name, config_keys_from_flags, from_flag, parse_type,
-                                       suggest_class_name)
+from serve_app.scaffold.checks import (
+    check_class_name,
+    check_name,
+    config_keys_from_flags,
+    from_flag,
+    parse_type,
+    suggest_class_name,
+)
 from serve_app.scaffold.model import EXIT_FAILED, Plan, Request, ScaffoldError
 from serve_app.scaffold.planning import display_path, generate
 from serve_app.scaffold.prompts import Prompter

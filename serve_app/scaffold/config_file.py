@@ -17,6 +17,7 @@ from providers.types import ProviderType
 from serve_app.scaffold.model import EXIT_FAILED, Request, ScaffoldError
 from serve_app.scaffold.yaml_text import append_entry, entry_lines, entry_spec, indented
 
+
 def plan_config_edit(request: Request, class_path: str, config: dict[str, Any],
                      module_rel: str) -> tuple[tuple[str, str] | None, list[str]]:
     """(original, new) text of providers.yaml, checked by reading both back; and notes."""

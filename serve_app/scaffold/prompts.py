@@ -10,8 +10,15 @@ from typing import Any
 from providers.interfaces import interface_for
 from providers.types import ProviderType
 from serve_app.scaffold.catalog import SPECS
-from serve_app.scaffold.checks import (check_class_name, check_name, config_keys_from_flags, from_flag,
-                                       parse_config_key, parse_type, suggest_class_name)
+from serve_app.scaffold.checks import (
+    check_class_name,
+    check_name,
+    config_keys_from_flags,
+    from_flag,
+    parse_config_key,
+    parse_type,
+    suggest_class_name,
+)
 from serve_app.scaffold.config_file import taken_names
 from serve_app.scaffold.model import Request, ScaffoldError
 from serve_app.scaffold.yaml_text import yaml_scalar

@@ -16,6 +16,7 @@ import yaml
 
 from serve_app.scaffold.model import EXIT_FAILED, ScaffoldError
 
+
 def entry_spec(class_path: str, config: dict[str, Any]) -> dict[str, Any]:
     """The entry as the YAML parser must read it back (the check of the text edit)."""
     return {"class": class_path, "config": dict(config), "deployment": {"num_cpus": 0.1}}

@@ -316,7 +316,7 @@ INJECTIONS = [
 
 async def test_injection_is_stored_literally(engine):
     await engine.create_entity(ent("keep"))
-    for n, text in enumerate(INJECTIONS):
+    for text in INJECTIONS:
         await engine.create_entity(Entity(id=text, name=text, entity_type=text, properties={text: text}))
         got = await engine.get_entity(text)
         assert (got.id, got.name, got.entity_type, got.properties) == (text, text, text, {text: text})

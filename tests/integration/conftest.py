@@ -91,7 +91,7 @@ def registry_config(port: int, pg_data_dir: str) -> dict:
                 "memories": {
                     "class": PGVECTOR,
                     "config": {"data_dir": pg_data_dir, "table_name": "memories", "dimension": 384,
-                               "password": "${%s}" % PG_PASSWORD_ENV},  # unused by the embedded server
+                               "password": f"${{{PG_PASSWORD_ENV}}}"},  # unused by the embedded server
                     "embedder": "minilm",
                     "deployment": {"num_cpus": 0.1, "max_ongoing_requests": 256},
                 },

@@ -73,7 +73,7 @@ class Victim:
         self.docs = [doc("v1", "alpha", topic="keep"), doc("v2", "beta", n=2), doc("v3", "gamma")]
         self.tables: set[str] = set()
 
-    async def setup(self) -> "Victim":
+    async def setup(self) -> Victim:
         await self.store.store_documents(self.docs)
         self.tables = tables(self.pg_data_dir)
         return self
