@@ -17,7 +17,7 @@ def test_no_token_is_403_wrong_token_401_and_never_echoed(registry):
     for headers, status in (({}, 403), ({"Authorization": "Bearer wrong"}, 401),
                             ({"Authorization": ADMIN_TOKEN}, 401), ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401),
                             ({"Authorization": f"Bearer {ADMIN_TOKEN}x"}, 401)):
-        r = httpx.post(url, headers=headers)
+        r = httpx.post(url, headers=headers, timeout=60)
         assert r.status_code == status, (headers, r.text)
         assert ADMIN_TOKEN not in r.text
 
@@ -30,7 +30,7 @@ def test_every_admin_operation_over_http(registry):
                                     "deployment": {"num_cpus": 0.1}})
         texts.append(r.text)
         assert r.status_code == 201, r.text
-        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "admin-made", "input": ["x"]})
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "admin-made", "input": ["x"]}, timeout=60)
         assert len(r.json()["data"][0]["embedding"]) == 8
 
         r = client.post(base + "/swap", json={"config": {"dimension": 12}})

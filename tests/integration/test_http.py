@@ -31,7 +31,7 @@ def test_openai_client_gets_the_models_own_embeddings(registry, reference_model)
 
 def test_curl_shaped_request_without_content_type(registry):
     # curl -d sends application/x-www-form-urlencoded; the README's example must still work.
-    r = httpx.post(registry["http"] + "/v1/embeddings", content='{"model":"minilm","input":["hello"]}')
+    r = httpx.post(registry["http"] + "/v1/embeddings", content='{"model":"minilm","input":["hello"]}', timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["object"] == "list" and len(body["data"][0]["embedding"]) == 384
@@ -39,7 +39,7 @@ def test_curl_shaped_request_without_content_type(registry):
 
 
 def test_single_string_input(registry):
-    r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": "one string"})
+    r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": "one string"}, timeout=60)
     assert r.status_code == 200 and len(r.json()["data"]) == 1
 
 
@@ -65,7 +65,7 @@ def test_single_string_input(registry):
 )
 def test_bad_input_is_a_4xx_naming_the_field(registry, body, status, field):
     url = registry["http"] + "/v1/embeddings"
-    r = httpx.post(url, content=body) if isinstance(body, str) else httpx.post(url, json=body)
+    r = httpx.post(url, content=body, timeout=60) if isinstance(body, str) else httpx.post(url, json=body, timeout=60)
     assert r.status_code == status, r.text
     error = r.json()["error"]
     if field:
@@ -76,24 +76,24 @@ def test_bad_input_is_a_4xx_naming_the_field(registry, body, status, field):
 
 
 def test_limits_name_the_limit(registry):
-    r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": ["x"] * 129})
+    r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": ["x"] * 129}, timeout=60)
     assert "128" in r.json()["error"]["message"] and "max_texts_per_request" in r.json()["error"]["message"]
 
 
 def test_read_endpoints(registry):
     base = registry["http"]
-    providers = httpx.get(base + "/v1/providers").json()
+    providers = httpx.get(base + "/v1/providers", timeout=60).json()
     assert {"minilm", "hash"} <= set(providers["embeddings"])
     assert set(providers) == {"embeddings", "vector_stores", "graph_engines", "graph_managers",
                               "graph_clients", "rerankers", "cache", "tools"}
-    health = httpx.get(base + "/v1/providers/embeddings/minilm/health")
+    health = httpx.get(base + "/v1/providers/embeddings/minilm/health", timeout=60)
     assert health.status_code == 200 and health.json()["status"] == "healthy"
-    assert httpx.get(base + "/v1/providers/embeddings/nope/health").status_code == 404
-    assert httpx.get(base + "/v1/providers/widgets/minilm/health").status_code == 404
-    stats = httpx.get(base + "/v1/stats").json()
+    assert httpx.get(base + "/v1/providers/embeddings/nope/health", timeout=60).status_code == 404
+    assert httpx.get(base + "/v1/providers/widgets/minilm/health", timeout=60).status_code == 404
+    stats = httpx.get(base + "/v1/stats", timeout=60).json()
     assert stats["provider_counts"]["embeddings"] >= 2
-    assert httpx.get(base + "/healthz").json()["status"] == "ok"
-    models = httpx.get(base + "/v1/models").json()
+    assert httpx.get(base + "/healthz", timeout=60).json()["status"] == "ok"
+    models = httpx.get(base + "/v1/models", timeout=60).json()
     assert "minilm" in [m["id"] for m in models["data"]]
 
 
@@ -130,7 +130,7 @@ async def test_concurrent_requests_are_merged_and_each_gets_its_own_vector(regis
     """64 concurrent one-text requests: fewer provider calls than requests, every answer exact."""
     texts = [f"sentence number {i} about a topic {i * 7 % 13}" for i in range(64)]
     expected = reference_model.encode(texts, normalize_embeddings=True)
-    before = httpx.get(registry["http"] + "/v1/stats").json()["coalescing"]
+    before = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["coalescing"]
     async with httpx.AsyncClient(timeout=60) as client:
         import asyncio
 
@@ -139,7 +139,7 @@ async def test_concurrent_requests_are_merged_and_each_gets_its_own_vector(regis
             for t in texts))
     got = np.array([r.json()["data"][0]["embedding"] for r in responses], dtype=np.float32)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    after = httpx.get(registry["http"] + "/v1/stats").json()["coalescing"]
+    after = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["coalescing"]
     provider_calls = after["provider_calls"] - before["provider_calls"]
     caller_calls = after["caller_calls"] - before["caller_calls"]
     assert caller_calls == 64

@@ -57,7 +57,7 @@ def test_store_200_memories_and_find_them_by_paraphrase(registry):
 
 
 def test_tools_are_listed_with_their_schemas(registry):
-    r = httpx.get(registry["http"] + "/v1/tools")
+    r = httpx.get(registry["http"] + "/v1/tools", timeout=60)
     assert r.status_code == 200
     tools = {t["name"]: t for t in r.json()["tools"]}
     assert {"memory.store", "memory.search"} <= set(tools)
@@ -86,7 +86,7 @@ def test_bad_arguments_are_a_4xx_naming_the_path(registry, name, arguments, fiel
 def test_unknown_tool_and_non_object_body(registry):
     r = tool(registry, "memory.nope", {"query": "x"})
     assert r.status_code == 404 and "memory.search" in r.json()["error"]["message"]
-    r = httpx.post(f"{registry['http']}/v1/tools/memory.search", content=b"[1, 2]")
+    r = httpx.post(f"{registry['http']}/v1/tools/memory.search", content=b"[1, 2]", timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "body"
 
 
@@ -110,24 +110,24 @@ def test_rerank_endpoint_follows_cohere(registry):
             "Capital punishment has existed in the United States since before it was a country."]
     r = httpx.post(registry["http"] + "/v1/rerank",
                    json={"model": "similarity", "query": "What is the capital of the United States?",
-                         "documents": docs, "top_n": 2, "return_documents": True})
+                         "documents": docs, "top_n": 2, "return_documents": True}, timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     assert [x["index"] for x in body["results"]][0] == 1
     assert len(body["results"]) == 2 and body["results"][0]["document"]["text"] == docs[1]
     scores = [x["relevance_score"] for x in body["results"]]
     assert scores == sorted(scores, reverse=True)
-    r = httpx.post(registry["http"] + "/v1/rerank", json={"model": "similarity", "query": "q", "documents": []})
+    r = httpx.post(registry["http"] + "/v1/rerank", json={"model": "similarity", "query": "q", "documents": []}, timeout=60)
     assert r.status_code == 400 and r.json()["error"]["param"] == "documents"
 
 
 def test_repeated_texts_hit_the_embedding_cache(registry):
-    before = httpx.get(registry["http"] + "/v1/stats").json()["embedding_cache"]
+    before = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["embedding_cache"]
     text = "A sentence embedded twice should cost one model call."
     for _ in range(3):
-        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": [text]})
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "minilm", "input": [text]}, timeout=60)
         assert r.status_code == 200
-    after = httpx.get(registry["http"] + "/v1/stats").json()["embedding_cache"]
+    after = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["embedding_cache"]
     assert after["hits"] - before["hits"] >= 2
     assert after["hit_ratio"] is not None
 

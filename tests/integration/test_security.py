@@ -75,7 +75,7 @@ async def test_python_api_refuses_every_attack(registry, probe_modules):
 
 def test_admin_http_refuses_every_attack(registry, probe_modules):
     base = registry["http"] + "/v1/admin/providers/embeddings"
-    version = httpx.get(registry["http"] + "/v1/providers", params={"type": "embeddings"}).json()
+    version = httpx.get(registry["http"] + "/v1/providers", params={"type": "embeddings"}, timeout=60).json()
     with httpx.Client(headers=AUTH, timeout=60) as client:
         for n, class_path in enumerate(ATTACKS):
             for url in (f"{base}/evil-http-{n}", f"{base}/hash/swap"):
@@ -83,7 +83,7 @@ def test_admin_http_refuses_every_attack(registry, probe_modules):
                 assert r.status_code in (400, 403), (class_path, url, r.text)
                 assert_refusal_message(r.json()["error"]["message"])
             assert_never_imported(probe_modules)
-    after = httpx.get(registry["http"] + "/v1/providers", params={"type": "embeddings"}).json()
+    after = httpx.get(registry["http"] + "/v1/providers", params={"type": "embeddings"}, timeout=60).json()
     assert not [n for n in after["embeddings"] if n.startswith("evil-http-")]
     assert after["embeddings"]["hash"]["version"] == version["embeddings"]["hash"]["version"]
 
@@ -98,7 +98,7 @@ async def test_run_time_names_are_validated(registry):
 def test_every_admin_route_needs_the_token(registry):
     """Every /v1/admin operation the served OpenAPI spec lists: no token 403, a wrong
     one 401, the token never in an answer. A new admin route is covered by being served."""
-    spec = httpx.get(registry["http"] + "/openapi.json").json()
+    spec = httpx.get(registry["http"] + "/openapi.json", timeout=60).json()
     routes = [(method.upper(), path) for path, ops in spec["paths"].items() if path.startswith("/v1/admin")
               for method in ops]
     assert len(routes) >= 10
@@ -107,7 +107,7 @@ def test_every_admin_route_needs_the_token(registry):
         for headers, status in (({}, 403), ({"Authorization": "Bearer wrong"}, 401),
                                 ({"Authorization": f"Basic {ADMIN_TOKEN}"}, 401),
                                 ({"Authorization": f"Bearer {ADMIN_TOKEN[:-1]}"}, 401)):
-            r = httpx.request(method, url, headers=headers, json={"class": "os:system"})
+            r = httpx.request(method, url, headers=headers, json={"class": "os:system"}, timeout=60)
             assert r.status_code == status, (method, path, headers, r.text)
             assert ADMIN_TOKEN not in r.text and ADMIN_TOKEN[:10] not in r.text
 
@@ -122,28 +122,28 @@ CYPHER_PAYLOADS = ["x'}) MATCH (n) DETACH DELETE n //", 'x"}) DETACH DELETE n //
 def test_graph_inputs_and_cypher_parameters_are_data(registry):
     g = registry["http"] + "/v1/graph/ladybug"
     count = "MATCH (e:Entity) RETURN count(*) AS n"
-    before = httpx.post(g + "/cypher", json={"query": count}).json()["rows"][0]["n"]
+    before = httpx.post(g + "/cypher", json={"query": count}, timeout=60).json()["rows"][0]["n"]
     tag = uuid.uuid4().hex[:8]
     ents = [{"id": f"{p}{tag}", "name": p, "entity_type": p, "properties": {p: p}} for p in CYPHER_PAYLOADS]
-    r = httpx.post(g + "/entities", json={"entities": ents})
+    r = httpx.post(g + "/entities", json={"entities": ents}, timeout=60)
     assert r.status_code == 200, r.text
     for p in CYPHER_PAYLOADS:
         if "/" not in p:  # the path route cannot address an id holding "/" (%2F is decoded before routing)
-            got = httpx.get(g + "/entities/" + _quote(f"{p}{tag}"))
+            got = httpx.get(g + "/entities/" + _quote(f"{p}{tag}"), timeout=60)
             assert got.status_code == 200 and got.json()["name"] == p, got.text
         r = httpx.post(g + "/cypher", json={"query": "MATCH (e:Entity) WHERE e.name = $v RETURN e.id AS id",
-                                            "parameters": {"v": p}})
+                                            "parameters": {"v": p}}, timeout=60)
         assert r.status_code == 200 and [row["id"] for row in r.json()["rows"]] == [f"{p}{tag}"], r.text
         # a write smuggled in a parameter stays a value, and the read-only rule still holds
-        r = httpx.post(g + "/cypher", json={"query": "RETURN $v AS v", "parameters": {"v": f"{p} SET e.x = 1"}})
+        r = httpx.post(g + "/cypher", json={"query": "RETURN $v AS v", "parameters": {"v": f"{p} SET e.x = 1"}}, timeout=60)
         assert r.status_code == 200 and r.json()["rows"] == [{"v": f"{p} SET e.x = 1"}]
         r = httpx.post(g + "/cypher", json={"query": "MATCH (e:Entity) WHERE e.id = $id SET e.name = 'x'",
-                                            "parameters": {"id": p}})
+                                            "parameters": {"id": p}}, timeout=60)
         assert r.status_code == 400 and r.json()["error"]["param"] == "query"
-    after = httpx.post(g + "/cypher", json={"query": count}).json()["rows"][0]["n"]
+    after = httpx.post(g + "/cypher", json={"query": count}, timeout=60).json()["rows"][0]["n"]
     assert after == before + len(CYPHER_PAYLOADS)
     r = httpx.post(g + "/cypher", headers=AUTH, json={
-        "query": "MATCH (e:Entity) WHERE e.id ENDS WITH $tag DETACH DELETE e", "parameters": {"tag": tag}})
+        "query": "MATCH (e:Entity) WHERE e.id ENDS WITH $tag DETACH DELETE e", "parameters": {"tag": tag}}, timeout=60)
     assert r.status_code == 200, r.text
 
 

@@ -43,7 +43,7 @@ def test_text_in_text_out_over_http(registry, reference_model):
     assert hits[0]["id"] == "whale" and hits[0]["content"] == FACTS["whale"]
 
     # the stored vector is the model's own embedding of the content
-    r = httpx.get(registry["http"] + "/v1/vector_stores/memories/documents/paris?include_embedding=true")
+    r = httpx.get(registry["http"] + "/v1/vector_stores/memories/documents/paris?include_embedding=true", timeout=60)
     assert r.status_code == 200
     expected = reference_model.encode([FACTS["paris"]], normalize_embeddings=True)[0]
     np.testing.assert_allclose(np.array(r.json()["embedding"]), expected, atol=1e-5)
@@ -58,15 +58,15 @@ def test_text_in_text_out_over_http(registry, reference_model):
     r = post(registry, "/v1/vector_stores/memories/search", {"embedding": expected.tolist(), "top_k": 1})
     assert r.json()["results"][0]["id"] == "paris" and r.json()["results"][0]["score"] == pytest.approx(1, abs=1e-4)
 
-    stats = httpx.get(registry["http"] + "/v1/vector_stores/memories/stats").json()
+    stats = httpx.get(registry["http"] + "/v1/vector_stores/memories/stats", timeout=60).json()
     assert stats["count"] >= 4 and stats["embedder"] == "minilm" and stats["space_mismatch"] is False
     assert stats["embedding_space"]["dimension"] == 384
 
-    r = httpx.delete(registry["http"] + "/v1/vector_stores/memories/documents/tea")
+    r = httpx.delete(registry["http"] + "/v1/vector_stores/memories/documents/tea", timeout=60)
     assert r.status_code == 200 and r.json()["deleted"] is True
-    r = httpx.get(registry["http"] + "/v1/vector_stores/memories/documents/tea")
+    r = httpx.get(registry["http"] + "/v1/vector_stores/memories/documents/tea", timeout=60)
     assert r.status_code == 404 and r.json()["error"]["param"] == "id"
-    assert httpx.delete(registry["http"] + "/v1/vector_stores/memories/documents/tea").status_code == 404
+    assert httpx.delete(registry["http"] + "/v1/vector_stores/memories/documents/tea", timeout=60).status_code == 404
 
 
 @pytest.mark.parametrize("path, body, status, field", [
@@ -100,15 +100,15 @@ def test_ids_with_slashes_and_unicode_round_trip_over_http(registry):
         r = httpx.post(base, json={"documents": [{"id": doc_id, "content": "a path-like id"}]}, timeout=60)
         assert r.status_code == 200, r.text
         url = f"{base}/{quote(doc_id, safe='')}"
-        assert httpx.get(url).json()["id"] == doc_id
-        assert httpx.delete(url).status_code == 200
-        assert httpx.get(url).status_code == 404
+        assert httpx.get(url, timeout=60).json()["id"] == doc_id
+        assert httpx.delete(url, timeout=60).status_code == 200
+        assert httpx.get(url, timeout=60).status_code == 404
 
 
 def test_unknown_store_is_404(registry):
     r = post(registry, "/v1/vector_stores/nope/search", {"text": "a"})
     assert r.status_code == 404 and "memories" in r.json()["error"]["message"]
-    assert httpx.get(registry["http"] + "/v1/vector_stores/nope/stats").status_code == 404
+    assert httpx.get(registry["http"] + "/v1/vector_stores/nope/stats", timeout=60).status_code == 404
 
 
 async def test_seed_api_proxy_is_a_vector_store(registry):
@@ -168,7 +168,7 @@ async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry,
     # (back on model-a for a moment: the old store takes writes again)
     assert post(registry, "/v1/vector_stores/guarded/documents",
                 {"documents": [{"id": "late", "content": "written during the re-embed"}]}).status_code == 200
-    assert httpx.delete(registry["http"] + "/v1/vector_stores/guarded/documents/g002").status_code == 200
+    assert httpx.delete(registry["http"] + "/v1/vector_stores/guarded/documents/g002", timeout=60).status_code == 200
     await provider_registry.swap_provider(ProviderType.EMBEDDING, "space-a", config={"label": "model-b",
                                                                                       "dimension": 384})
     # the staging store was started for model-b before the interruption; resume
@@ -179,7 +179,7 @@ async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry,
         assert state["phase"] != "done"
     r = post(registry, "/v1/vector_stores/guarded/documents", {"documents": [{"id": "x", "content": "frozen"}]})
     assert r.status_code == 409 and "retry" in r.json()["error"]["message"]
-    assert httpx.delete(registry["http"] + "/v1/vector_stores/guarded/documents/g005").status_code == 409
+    assert httpx.delete(registry["http"] + "/v1/vector_stores/guarded/documents/g005", timeout=60).status_code == 409
     state = await provider_registry.reembed("guarded", batch_size=10, progress=False)
     assert state["done"] is True and state["space"]["model"] == "model-b"
     assert state["pruned"] == 1
@@ -192,7 +192,7 @@ async def test_guard_refuses_another_model_and_reembed_moves_the_store(registry,
     assert r.json()["results"][0]["id"] == "g003"  # hash embeddings: the exact text is its own nearest
     ids = {d.id for d in await store.list_documents(limit=100)}
     assert "late" in ids and "g002" not in ids and len(ids) == 30
-    stats = httpx.get(registry["http"] + "/v1/vector_stores/guarded/stats").json()
+    stats = httpx.get(registry["http"] + "/v1/vector_stores/guarded/stats", timeout=60).json()
     assert stats["embedding_space"]["model"] == "model-b" and stats["collection"].startswith("public.guarded_r")
     names = (await provider_registry.list_providers(ProviderType.VECTOR_STORE))
     assert "guarded.reembed" not in str(names)
@@ -227,7 +227,7 @@ async def test_reembed_over_the_cli(registry, pg_data_dir):
     assert r.returncode == 0, r.stderr
     assert "re-embed clistore" in r.stderr  # the progress bar
     assert '"done": true' in r.stdout
-    stats = httpx.get(registry["http"] + "/v1/vector_stores/clistore/stats").json()
+    stats = httpx.get(registry["http"] + "/v1/vector_stores/clistore/stats", timeout=60).json()
     assert stats["embedder"] == "space-d" and stats["embedding_space"]["model"] == "model-d"
     assert stats["count"] == 12
     assert ADMIN_TOKEN not in r.stdout + r.stderr
@@ -248,7 +248,7 @@ async def test_reembed_can_be_aborted_while_frozen(registry, pg_data_dir):
     assert result["staging_deleted"] is True
     r = post(registry, "/v1/vector_stores/abortable/documents", body)
     assert r.status_code == 200, r.text
-    stats = httpx.get(registry["http"] + "/v1/vector_stores/abortable/stats").json()
+    stats = httpx.get(registry["http"] + "/v1/vector_stores/abortable/stats", timeout=60).json()
     assert stats["embedder"] == "space-e" and stats["count"] == 2
 
 
