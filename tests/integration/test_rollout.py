@@ -54,7 +54,7 @@ class Load:
             assert time.monotonic() < end, f"load stalled: {self.ok} ok, failed {self.failed[:3]}"
             await asyncio.sleep(0.05)
 
-    async def __aenter__(self) -> "Load":
+    async def __aenter__(self) -> Load:
         self._client = httpx.AsyncClient(timeout=30)
         self._tasks = [asyncio.create_task(self._worker(self._client, i)) for i in range(self.workers)]
         await self.answers(10)
