@@ -30,8 +30,8 @@ RegistryError).
 
     python benchmarks/reliability_report.py [--quick] [--no-readme]
 
-Writes the table into README.md between the reliability markers (unless
---no-readme). Last line: one JSON object with ``faults``, ``fuzz_cases``,
+Writes the table into docs/reliability.md between the reliability markers
+(unless --no-readme). Last line: one JSON object with ``faults``, ``fuzz_cases``,
 ``fuzz_failures``.
 """
 
@@ -481,10 +481,10 @@ def markdown(rows: list[dict[str, Any]], fuzz: dict[str, Any], quick: bool) -> s
 
 
 def write_readme(text: str) -> None:
-    path = ROOT / "README.md"
+    path = ROOT / "docs" / "reliability.md"
     readme = path.read_text()
     if START not in readme or END not in readme:
-        print("README.md has no reliability markers; table not written", file=sys.stderr)
+        print(f"{path} has no reliability markers; table not written", file=sys.stderr)
         return
     head, rest = readme.split(START, 1)
     path.write_text(head + START + "\n" + text + "\n" + END + rest.split(END, 1)[1])
@@ -515,7 +515,7 @@ async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--no-readme", action="store_true", help="do not write the table into README.md")
+    ap.add_argument("--no-readme", action="store_true", help="do not write the table into docs/reliability.md")
     ap.add_argument("--only", help="run the faults whose name contains this (implies --no-readme)")
     args = ap.parse_args()
 
