@@ -1,4 +1,4 @@
-"""HTTP face of the router: OpenAI-compatible embeddings and the registry's read API.
+"""HTTP face of the router: OpenAI- and Cohere-compatible embeddings and the registry's read API.
 
 Every error leaves as JSON in OpenAI's shape ``{"error": {"message", "type",
 "param", "code"}}`` with a 4xx naming the field, or a 502/503/504 when a
@@ -7,6 +7,7 @@ provider (and its fallbacks) failed. Nothing a caller sends produces a 500.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from deployments.cohere_shapes import CohereEmbedRequest, CohereEmbedV2Request, check_embed, embed_answer
 from providers.errors import InvalidRequestError, RegistryError, RequestTooLargeError
 from providers.registry.limits import check_texts
 from providers.types import ProviderType
@@ -243,7 +245,7 @@ class BodyReader:
 
 
 class CoreRoutes:
-    """OpenAI-compatible embeddings, the model and provider listings, health and stats."""
+    """OpenAI- and Cohere-compatible embeddings, the model and provider listings, health and stats."""
 
     def __init__(self, core: Any, observability: Any, body: BodyReader) -> None:
         self.core, self.observability, self.body = core, observability, body
@@ -276,6 +278,35 @@ class CoreRoutes:
         words = sum(len(t.split()) for t in texts)  # approximate: whitespace words, not model tokens
         return json_response({"object": "list", "data": data, "model": body.model,
                               "usage": {"prompt_tokens": words, "total_tokens": words}})
+
+    @route("POST", "/v1/embed", openapi_extra=json_body(CohereEmbedRequest))
+    async def cohere_embed_v1(self, request: Request) -> Response:
+        """Cohere's v1 embed (``cohere.Client.embed``); shapes in `deployments.cohere_shapes`."""
+        return await self._cohere_embed(request, CohereEmbedRequest, 1)
+
+    @route("POST", "/v2/embed", openapi_extra=json_body(CohereEmbedV2Request))
+    async def cohere_embed_v2(self, request: Request) -> Response:
+        """Cohere's v2 embed (``cohere.ClientV2.embed``)."""
+        return await self._cohere_embed(request, CohereEmbedV2Request, 2)
+
+    async def _cohere_embed(self, request: Request, model: type[CohereEmbedRequest], version: int) -> Response:
+        try:
+            body = await self.body.parse(request, model)
+            s = self.core.settings
+            texts, types = check_embed(body, s.max_texts_per_request, s.max_chars_per_text)
+            if body.input_type == "search_query":  # each text a query: a model may prefix queries
+                vectors = await asyncio.gather(*(self.core.call(ProviderType.EMBEDDING, body.model, "embed_query", [t])
+                                                 for t in texts))
+            else:
+                vectors = await self.core.call(ProviderType.EMBEDDING, body.model, "embed_texts", [texts])
+        except Exception as exc:
+            return registry_error_response(exc, param="model")
+        matrix = np.asarray(vectors, dtype=np.float32)
+        wanted = getattr(body, "output_dimension", None)
+        if wanted is not None and wanted != matrix.shape[1]:
+            return error_response(400, f"output_dimension: provider {body.model!r} returns {matrix.shape[1]}",
+                                  "output_dimension", "invalid_request")
+        return json_response(embed_answer(version, texts, matrix, types))
 
     @route("GET", "/v1/models")
     async def models(self) -> Response:

@@ -9,9 +9,11 @@ and every string and list must also keep within the registry's limits.
 A reranker's own ``get_max_candidates()`` is checked here too, before the
 candidates travel to it.
 
-``POST /v1/rerank`` follows Cohere's and Jina's shape: ``{model, query,
+``POST /v1/rerank`` follows Cohere's (v1) and Jina's shape: ``{model, query,
 documents, top_n, return_documents}`` -> ``{results: [{index,
-relevance_score, document?}]}``, best first.
+relevance_score, document?}]}``, best first; ``POST /v2/rerank`` is Cohere's
+v2 (string documents, none echoed). ``relevance_score`` lies in [0, 1]
+(`deployments.cohere_shapes.relevance_scores` says how).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.cohere_shapes import CohereRerankV2Request, api_meta, check_rerank_documents, relevance_scores
 from deployments.http_api import BodyReader, json_body, json_response, registry_error_response, rename_field, route
 from providers.errors import InvalidRequestError
 from providers.interfaces.rerankers import RerankCandidate
@@ -132,7 +135,7 @@ class RerankRequest(BaseModel):
 
     model: str = Field(..., min_length=1, description="Name of a reranker provider.")
     query: str = Field(..., min_length=1)
-    documents: list[str | dict[str, Any]] = Field(..., description="Strings, or objects with 'text'.")
+    documents: list[Any] = Field(..., description="Strings, or objects with 'text'.")
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = False
 
@@ -158,29 +161,43 @@ class ToolRoutes:
 
     @route("POST", "/v1/rerank", openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:
+        """Cohere's v1 rerank (``cohere.Client.rerank``), also Jina's shape."""
         try:
             body = await self.body.parse(request, RerankRequest)
-            s = self.core.settings
-            check_text(body.query, "query", s.max_chars_per_text)
-            if not body.documents:
-                raise InvalidRequestError("must not be empty", "documents")
-            if len(body.documents) > s.max_texts_per_request:
-                raise limit_error(f"has {len(body.documents)} documents", s.max_texts_per_request,
-                                  "registry.max_texts_per_request", "documents")
-            texts = []
-            for i, doc in enumerate(body.documents):
-                text = doc.get("text") if isinstance(doc, dict) else doc
-                texts.append(check_text(text, f"documents[{i}]" + (".text" if isinstance(doc, dict) else ""),
-                                        s.max_chars_per_text))
-            candidates = [RerankCandidate(id=str(i), content=t) for i, t in enumerate(texts)]
-            ranked = await self.core.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
-                                     {"top_k": body.top_n})
-        except Exception as exc:  # the limits name the Python argument, candidates[i]; HTTP sent documents[i]
+            texts, scored = await self._rerank(body)
+        except Exception as exc:
             return registry_error_response(rename_field(exc, "candidates", "documents"), param="model")
-        results = [{"index": int(r.id), "relevance_score": float(r.final_score),
-                    **({"document": {"text": texts[int(r.id)]}} if body.return_documents else {})} for r in ranked]
+        results = [{"index": i, "relevance_score": score,
+                    **({"document": {"text": texts[i]}} if body.return_documents else {})} for i, score in scored]
         return json_response({"id": str(uuid.uuid4()), "model": body.model, "results": results,
-                              "meta": {"documents": len(texts)}})
+                              "meta": {"documents": len(texts), **api_meta(1, search_units=1)}})
+
+    @route("POST", "/v2/rerank", openapi_extra=json_body(CohereRerankV2Request))
+    async def http_rerank_v2(self, request: Request) -> Response:
+        """Cohere's v2 rerank (``cohere.ClientV2.rerank``): documents are strings, none echoed."""
+        try:
+            body = await self.body.parse(request, CohereRerankV2Request)
+            _, scored = await self._rerank(body, objects=False)
+        except Exception as exc:
+            return registry_error_response(rename_field(exc, "candidates", "documents"), param="model")
+        return json_response({"id": str(uuid.uuid4()), "results": [{"index": i, "relevance_score": score}
+                                                                  for i, score in scored],
+                              "meta": api_meta(2, search_units=1)})
+
+    async def _rerank(self, body: Any, objects: bool = True) -> tuple[list[str], list[tuple[int, float]]]:
+        """The documents' texts and ``(index, relevance_score)`` best first, scores in [0, 1]."""
+        s = self.core.settings
+        check_text(body.query, "query", s.max_chars_per_text)
+        texts = check_rerank_documents(body.documents, s.max_texts_per_request, s.max_chars_per_text, objects)
+        candidates = [RerankCandidate(id=str(i), content=t) for i, t in enumerate(texts)]
+        ranked = await self.core.call(ProviderType.RERANKER, body.model, "rerank", [body.query, candidates],
+                                      {"top_k": body.top_n})
+        # The first of the chain that answers describes it (read once per version): the one that
+        # served unless the named one failed this call only; a chain mixing kinds is mapped by that one.
+        info = await self.core.describe(ProviderType.RERANKER, body.model, use_fallback=True)
+        kind = info["getters"].get("get_reranker_type")
+        scores = relevance_scores([float(r.rerank_score) for r in ranked], kind, body.model)
+        return texts, [(int(r.id), score) for r, score in zip(ranked, scores)]
 
 
 def _bare_path(exc: BaseException) -> BaseException:
