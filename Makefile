@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(PY) -m serve_app serve --config config/providers.yaml
 
-# tests/deploy starts a Ray cluster of its own (ray start --head, serve deploy):
-# its own process, after the suite whose session Ray instance is gone by then.
+# tests/deploy starts a Ray cluster of its own (ray start --head, serve deploy) and
+# tests/newcomer runs `make serve`'s command with its own local Ray: each in its own
+# process, after the suite whose session Ray instance is gone by then.
 test: $(STAMP)
-	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy --ignore=tests/newcomer
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests/newcomer
 
 # ruff's rule set is in pyproject.toml; .ci/run runs this before the tests.
 lint: $(STAMP)
