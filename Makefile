@@ -22,7 +22,7 @@ serve: $(STAMP)
 # tests/newcomer runs `make serve`'s command with its own local Ray: each in its own
 # process, after the suite whose session Ray instance is gone by then.
 test: $(STAMP)
-	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy --ignore=tests/newcomer
+	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy --ignore=tests/newcomer --durations=25
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
 	$(PY) -m pytest -q -rs -p no:cacheprovider tests/newcomer
 
