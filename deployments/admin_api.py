@@ -1,4 +1,4 @@
-"""``/v1/admin/...``: register, reload, swap, rollback, delete, set fallback, monitoring.
+"""``/v1/admin/...``: register, reload, swap, rollback, delete, set fallback, monitoring, apply.
 
 Guarded by ``Authorization: Bearer <token>``, the token read by the router
 from the environment variable named by ``registry.admin_token_env``
@@ -25,12 +25,13 @@ from deployments.http_api import (
     error_response,
     json_body,
     json_response,
+    read_body,
     registry_error_response,
     route,
     validate_body,
 )
 from providers.errors import InvalidRequestError
-from providers.registry.config import ProviderSpec
+from providers.registry.config import ProviderSpec, RegistryConfig
 
 
 class FallbackBody(BaseModel):
@@ -43,6 +44,19 @@ class ReembedBody(BaseModel):
     embedder: str | None = Field(None, description="Embeddings provider to re-embed with; default: the store's.")
     target: str | None = Field(None, description="New collection name; default: derived from the model.")
     batch_size: int = Field(256, ge=1, le=10_000)
+
+
+class ApplyBody(BaseModel):
+    """The wrapped form of an apply body; a bare providers.yaml mapping is the other."""
+
+    model_config = ConfigDict(extra="forbid")
+    config: dict[str, Any] = Field(..., description="The providers.yaml mapping, ${VAR}s already interpolated.")
+    dry_run: bool | None = Field(None, description="Plan only; change nothing.")
+    prune: bool | None = Field(None, description="Delete providers the file does not name.")
+
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 class MonitoringBody(BaseModel):
@@ -82,8 +96,10 @@ def _digest(token: str) -> bytes:
 class AdminRoutes:
     """Each handler checks the token, then calls the same part a Python caller reaches."""
 
-    def __init__(self, core: Any, lifecycle: Any, rollout: Any, vectors: Any, body: BodyReader) -> None:
+    def __init__(self, core: Any, lifecycle: Any, rollout: Any, vectors: Any, body: BodyReader,
+                 applier: Any = None) -> None:
         self.core, self.lifecycle, self.rollout, self.vectors, self.body = core, lifecycle, rollout, vectors, body
+        self.applier = applier
 
     async def _admin(self, request: Request, op: Any, status: int = 200) -> Response:
         denied = admin_denied(request, self.core.settings.admin_token_env)
@@ -167,3 +183,36 @@ class AdminRoutes:
             return await self.lifecycle.set_monitoring(body.enabled)
 
         return await self._admin(request, op)
+
+    @route("POST", "/v1/admin/apply", openapi_extra=json_body(ApplyBody, required=False))
+    async def admin_apply(self, request: Request) -> Response:
+        """Make the registry follow a providers.yaml: the JSON mapping (bare, or wrapped as
+        ``{"config": ..., "dry_run": ..., "prune": ...}``), or its YAML text with
+        ``Content-Type: application/yaml``. Flags also as query parameters."""
+        async def op() -> Any:
+            config, flags = await self._apply_body(request)
+            dry_run = _flag(request, "dry_run") if flags.dry_run is None else flags.dry_run
+            prune = _flag(request, "prune") if flags.prune is None else flags.prune
+            return await self.applier.apply(config, dry_run=dry_run, prune=prune)
+
+        return await self._admin(request, op)
+
+    async def _apply_body(self, request: Request) -> tuple[RegistryConfig, ApplyBody]:
+        from deployments.apply_plan import parse_apply_body, parse_yaml_text
+
+        no_flags = ApplyBody(config={})
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() in YAML_TYPES:
+            raw = await read_body(request, self.body.max_request_bytes)
+            return parse_yaml_text(raw.decode("utf-8", "replace")), no_flags
+        doc = await self.body.json(request, empty_ok=True)
+        if "config" in doc:  # no providers.yaml section is named config: the wrapped form
+            wrapped = validate_body(doc, ApplyBody)
+            return parse_apply_body(wrapped.config), wrapped
+        return parse_apply_body(doc), no_flags
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise InvalidRequestError(f"must be true or false, got {value!r}", name)
+    return value in _TRUE

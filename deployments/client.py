@@ -133,6 +133,21 @@ class ProviderRegistry:
         await self._ask("set_fallback_provider", ProviderType.parse(provider_type).value, primary_name, fallback_name)
         return True
 
+    async def apply_config(self, config: str | os.PathLike[str] | dict[str, Any], dry_run: bool = False,
+                           prune: bool = False) -> dict[str, Any]:
+        """Make the registry follow a providers.yaml: register what is new, swap what changed
+        (zero downtime), set changed fallbacks, and with ``prune`` delete what it omits.
+
+        ``config`` is a path (read, and ``${VAR}`` interpolated here, in this process) or a
+        mapping (taken as is). Returns the plan (``steps``, ``unchanged``) and what was
+        ``done``; ``dry_run`` only plans. ``registry:`` changes are planned as ``restart``
+        rows and never applied.
+        """
+        from deployments.apply_plan import file_document
+
+        doc = dict(config) if isinstance(config, dict) else await asyncio.to_thread(file_document, config)
+        return await self._ask("apply_config", doc, dry_run, prune)
+
     async def health_check(self, provider_type: ProviderType | str, name: str) -> dict[str, Any]:
         return await self._ask("health_check", ProviderType.parse(provider_type).value, name)
 

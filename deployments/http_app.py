@@ -13,7 +13,8 @@ from deployments.tools_api import ToolRoutes
 from deployments.vector_api import VectorStoreRoutes
 
 
-def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: Any, vectors: Any) -> FastAPI:
+def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: Any, vectors: Any,
+                   applier: Any = None) -> FastAPI:
     """Every route of the registry, each group holding the parts it calls."""
     body = BodyReader(core.settings.max_request_bytes)
     app = new_app()
@@ -22,5 +23,5 @@ def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: An
           VectorStoreRoutes(core, vectors, body),
           ToolRoutes(core, body),
           GraphRoutes(core, body),
-          AdminRoutes(core, lifecycle, rollout, vectors, body))
+          AdminRoutes(core, lifecycle, rollout, vectors, body, applier))
     return app

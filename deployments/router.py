@@ -10,6 +10,7 @@ in its constructor:
   embedding cache and merging;
 - `Lifecycle` (lifecycle): register, delete, fallbacks, monitoring, cleanup;
 - `Rollout` (rollout): swap, reload, rollback, watch, orphan sweep;
+- `Applier` (applier): apply a providers.yaml, planned by `apply_plan`;
 - `Observability` (observability): health probes, stats, listings;
 - `VectorStores` (vector_api): text through a store's embedder, re-embed;
 - guards given to the core: `ArgumentGuard` (tools_api), `SpaceGuard`
@@ -28,6 +29,7 @@ from typing import Any
 from fastapi import FastAPI
 from ray import serve
 
+from deployments.applier import Applier
 from deployments.http_app import build_http_app
 from deployments.lifecycle import Lifecycle
 from deployments.logs import install_router_logging
@@ -61,6 +63,7 @@ class RegistryRouter:
         self.lifecycle = Lifecycle(core, stats_store)
         self.rollout = Rollout(core, self.lifecycle, self.observability)
         self.vectors = VectorStores(core, self.lifecycle, self.rollout)
+        self.applier = Applier(core, self.lifecycle, self.rollout)
         install_router_logging(lambda: core.secrets)  # every log line scrubbed of the providers' secrets
         self._tasks = [asyncio.create_task(loop) for loop in (
             core.follow_table(), self.observability.publish_stats_loop(), self.observability.monitor_loop(),
@@ -68,7 +71,7 @@ class RegistryRouter:
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_http_app(self.core, observability=self.observability, lifecycle=self.lifecycle,
-                              rollout=self.rollout, vectors=self.vectors)
+                              rollout=self.rollout, vectors=self.vectors, applier=self.applier)
 
     # -- calls ------------------------------------------------------------------------------
     async def call(self, ptype: Any, name: str, method: str, args: list[Any] | None = None,
@@ -109,6 +112,10 @@ class RegistryRouter:
 
     async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested") -> dict[str, Any]:
         return await self.rollout.rollback_provider(ptype, name, reason)
+
+    async def apply_config(self, config: dict[str, Any], dry_run: bool = False,
+                           prune: bool = False) -> dict[str, Any]:
+        return await self.applier.apply(config, dry_run, prune)
 
     async def reembed_step(self, name: str, embedder: str | None = None, target: str | None = None,
                            batch_size: int = 256) -> dict[str, Any]:

@@ -10,6 +10,7 @@
     provider-registry monitoring on|off
     provider-registry reembed STORE [--embedder NAME] [--target COLLECTION] [--batch-size N] [--abort]
     provider-registry build [CONFIG] -o config/serve_config.yaml   a Ray Serve config for `serve deploy`
+    provider-registry apply FILE [--dry-run] [--prune]        make the registry follow a providers.yaml
     provider-registry export [-o FILE]                        the live table as providers.yaml (admin)
     provider-registry schema [-o FILE]                        JSON Schema of providers.yaml, for editors
     provider-registry status                                  one line per provider: health, breaker, latency
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--output", default="config/serve_config.yaml")
     ex = sub.add_parser("export", parents=[remote], help="write the live route table as providers.yaml")
     ex.add_argument("-o", "--output", default="-", help="file, or - for stdout")
+    ap = sub.add_parser("apply", parents=[remote], help="make the running registry follow a providers.yaml")
+    ap.add_argument("file")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    ap.add_argument("--prune", action="store_true", help="delete providers the file does not name")
     sc = sub.add_parser("schema", help="JSON Schema of providers.yaml")
     sc.add_argument("-o", "--output", default="-", help="file, or - for stdout")
     target = argparse.ArgumentParser(add_help=False, parents=[remote])
@@ -143,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         return _schema(args)
     if args.command == "export":
         return _export(args)
+    if args.command == "apply":
+        from serve_app.apply_command import run_apply
+
+        return run_apply(args, _call)
     if args.command == "status":
         return _status(args)
     if args.command == "list":

@@ -127,7 +127,7 @@ def admin_app(probe: _Probe) -> Any:
     """The router's own HTTP app, built over the probe as core and every part."""
     from deployments.http_app import build_http_app
 
-    return build_http_app(probe, observability=probe, lifecycle=probe, rollout=probe, vectors=probe)
+    return build_http_app(probe, observability=probe, lifecycle=probe, rollout=probe, vectors=probe, applier=probe)
 
 
 def _admin_routes(probe: _Probe) -> list[Any]:
@@ -149,7 +149,7 @@ async def test_every_admin_route_is_behind_the_guard(monkeypatch, route):
     token the same handler does reach it (the probe can see a call)."""
     monkeypatch.setenv(ENV, TOKEN)
     params = {n: "x" for n in inspect.signature(route.endpoint).parameters if n != "request"}
-    valid = {"fallback": {"fallback": []}, "monitoring": {"enabled": True}, "reembed": {}, "swap": {}}
+    valid = {"fallback": {"fallback": []}, "monitoring": {"enabled": True}, "reembed": {}, "swap": {}, "apply": {}}
     body = orjson.dumps(valid.get(route.path.rsplit("/", 1)[-1], {"class": "providers.x.Y"}))
     for header, status in ((None, 403), ("Bearer wrong", 401), (f"Basic {TOKEN}", 401)):
         probe = _Probe()
