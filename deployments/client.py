@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from deployments.names import ROUTER_DEPLOYMENT_NAME
@@ -224,7 +224,7 @@ class _ProxyBase:
         return f"<{self.info.get('interface')} proxy {self.provider_type.value}/{self.name} ({mode})>"
 
 
-@lru_cache(maxsize=None)
+@cache
 def proxy_class(ptype: ProviderType) -> type:
     """A concrete subclass of ``ptype``'s interface whose methods call the router."""
     iface = interface_for(ptype)

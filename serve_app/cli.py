@@ -383,7 +383,7 @@ def _check(path: str) -> int:
 
     try:
         cfg = load_config(path)
-        for ptype, name, spec in cfg.specs():
+        for ptype, _name, spec in cfg.specs():
             load_provider_class(spec.class_path, ptype, cfg.registry.allowed_prefixes())
     except RegistryError as exc:
         print(f"error: {exc}", file=sys.stderr)
