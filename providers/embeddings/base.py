@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -50,3 +51,20 @@ def _vector_problem(vector: Any, dimension: int) -> str | None:
     if not np.isfinite(vector).all():
         return "embedding holds NaN or infinity"
     return None
+
+
+def decode_vector(raw: Any) -> np.ndarray:
+    """One embedding from a remote server's JSON: a list of floats, or base64 of
+    little-endian float32 (OpenAI's and Cohere's ``base64`` encodings). Raises
+    ``TypeError``/``ValueError`` for anything else; callers name the server."""
+    if isinstance(raw, str):
+        v = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4").astype(np.float32)
+    elif isinstance(raw, list):
+        v = np.asarray(raw, dtype=np.float32)
+    else:
+        raise TypeError(f"an embedding must be a list or a base64 string, got {type(raw).__name__}")
+    if v.ndim != 1 or v.size == 0:
+        raise ValueError(f"an embedding must be a non-empty flat vector, got shape {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError("an embedding holds NaN or infinity")
+    return v

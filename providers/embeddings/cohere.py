@@ -10,7 +10,6 @@ base64 float32 (``embedding_type: base64``: a quarter of the JSON).
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +17,7 @@ from pydantic import Field
 
 from providers._cohere import CohereConnectionConfig, CohereHTTP, malformed
 from providers.config_base import parse_provider_config
-from providers.embeddings.base import EmbeddingProviderBase
+from providers.embeddings.base import EmbeddingProviderBase, decode_vector
 from providers.errors import ProviderCallError, not_initialized
 
 OWNER = "Cohere embedder"
@@ -118,23 +117,10 @@ def decode_embeddings(body: Any, expected: int, embedding_type: str = "float") -
             raise TypeError(f"embeddings must be a list, got {type(rows).__name__}")
         if len(rows) != expected:
             raise ValueError(f"{len(rows)} vectors for {expected} texts")
-        vectors = [_vector(r) for r in rows]
+        vectors = [decode_vector(r) for r in rows]
         if len({v.shape for v in vectors}) > 1:
             raise ValueError("vectors of different lengths")
     except (KeyError, TypeError, ValueError) as exc:
         raise malformed(OWNER, exc) from exc
     return vectors
 
-
-def _vector(raw: Any) -> np.ndarray:
-    if isinstance(raw, str):
-        v = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4").astype(np.float32)
-    elif isinstance(raw, list):
-        v = np.asarray(raw, dtype=np.float32)
-    else:
-        raise TypeError(f"an embedding must be a list or a base64 string, got {type(raw).__name__}")
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"an embedding must be a non-empty flat vector, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError("an embedding holds NaN or infinity")
-    return v

@@ -7,7 +7,6 @@ official client asks for): a quarter of the JSON and no float parsing.
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Literal
 
 import httpx
@@ -15,7 +14,7 @@ import numpy as np
 from pydantic import Field, SecretStr
 
 from providers.config_base import ProviderConfig, parse_provider_config
-from providers.embeddings.base import EmbeddingProviderBase
+from providers.embeddings.base import EmbeddingProviderBase, decode_vector
 from providers.errors import ProviderCallError, not_initialized
 
 
@@ -118,23 +117,10 @@ def _decode(body: Any, expected: int) -> list[np.ndarray]:
         if indices != list(range(expected)):
             raise ValueError(f"indices {indices[:8]}... do not cover 0..{expected - 1} once each")
         by_index = {int(d["index"]): d["embedding"] for d in items}
-        vectors = [_vector(by_index[i]) for i in range(expected)]
+        vectors = [decode_vector(by_index[i]) for i in range(expected)]
     except (KeyError, TypeError, ValueError) as exc:
         raise ProviderCallError(f"malformed embeddings response: {type(exc).__name__}: {exc}") from exc
     if len({v.shape for v in vectors}) > 1:
         raise ProviderCallError("malformed embeddings response: vectors of different lengths")
     return vectors
 
-
-def _vector(raw: Any) -> np.ndarray:
-    if isinstance(raw, str):
-        v = np.frombuffer(base64.b64decode(raw, validate=True), dtype="<f4").astype(np.float32)
-    elif isinstance(raw, list):
-        v = np.asarray(raw, dtype=np.float32)
-    else:
-        raise TypeError(f"embedding must be a list or base64 string, got {type(raw).__name__}")
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"embedding must be a non-empty flat vector, got shape {v.shape}")
-    if not np.isfinite(v).all():
-        raise ValueError("embedding holds NaN or infinity")
-    return v

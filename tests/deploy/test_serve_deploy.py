@@ -24,23 +24,11 @@ import pytest
 import yaml
 
 from providers.net import free_port
+from tests.processes import processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SAMPLE = "tests.integration.sample_providers"
-
-
-def processes_under(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-    return pids
 
 
 @pytest.fixture

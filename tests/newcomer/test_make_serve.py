@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from providers.net import free_port
+from tests.processes import processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "providers.yaml"
@@ -37,19 +38,6 @@ SEED_SCRIPT = Path(__file__).with_name("seed_examples.py")
 STARTUP_DEADLINE_S = 300  # the whole `make serve` start, Ray included; a busy 2-core machine is slow
 SEED_DEADLINE_S = 900     # the examples, two MiniLM deployments (registration, reload) among them
 STOP_DEADLINE_S = 120
-
-
-def processes_under(marker: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-    return pids
 
 
 def cmdline(pid: int) -> str:
