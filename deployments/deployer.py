@@ -23,6 +23,8 @@ from providers.registry.table import Route, provider_app_name
 
 logger = logging.getLogger(__name__)
 
+STATUS_POLL_S = 0.2
+
 
 # Building a Serve deployment is not thread-safe in Ray 2.60:
 # DeploymentConfig() registers and unregisters a module for cloudpickle's
@@ -34,14 +36,36 @@ logger = logging.getLogger(__name__)
 # another the same way (seen in `make serve`), so every status read goes
 # through `serve_status()`.
 _BUILD_LOCK = threading.Lock()
+# The last status read, as (monotonic time it was asked, status). serve.status()
+# asks the controller and cloudpickles every deployment's config: py-spy put it at
+# about a quarter of a router replica's samples under the test suite (the orphan
+# sweep plus every get_stats), and five providers starting at once each polled it
+# five times a second. Readers that can use a slightly older answer share one.
+_last_status: tuple[float, Any] | None = None
 
 
-def serve_status() -> Any:
-    """``serve.status()``, never at the same time as a deployment build in this process."""
+def serve_status(max_age_s: float = 0.0) -> Any:
+    """``serve.status()``, never at the same time as a deployment build in this process.
+
+    ``max_age_s``: an answer asked at most this long ago will do. Every submit
+    and delete in this process drops the kept answer, so nobody waits on a
+    status from before their own change.
+    """
+    global _last_status
     from ray import serve
 
     with _BUILD_LOCK:
-        return serve.status()
+        asked = time.monotonic()
+        if max_age_s > 0 and _last_status is not None and asked - _last_status[0] <= max_age_s:
+            return _last_status[1]
+        status = serve.status()
+        _last_status = (asked, status)
+        return status
+
+
+def _forget_status() -> None:
+    global _last_status
+    _last_status = None
 
 
 def app_name_of(route: Route, registry_app: str) -> str:
@@ -87,6 +111,7 @@ def deploy_blocking(route: Route, registry_app: str, allowed_prefixes: list[str]
         provider_log(logger, logging.INFO, "deploying as application %s", app_name,
                      ptype=route.type, name=route.name, version=route.version)
         serve._run(app, name=app_name, route_prefix=None, _blocking=False)
+        _forget_status()
     wait_running(app_name, timeout_s, who=f"{route.type.value} provider {route.name!r}")
     return app_name
 
@@ -97,7 +122,8 @@ def wait_running(app_name: str, timeout_s: float, who: str) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
-        status = serve_status().applications.get(app_name)
+        # Several providers starting together share one status read per poll.
+        status = serve_status(max_age_s=STATUS_POLL_S).applications.get(app_name)
         if status is not None:
             if status.status == ApplicationStatus.RUNNING:
                 return
@@ -105,7 +131,7 @@ def wait_running(app_name: str, timeout_s: float, who: str) -> None:
             if status.status in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY):
                 delete_blocking(app_name)
                 raise DeploymentError(f"{who} failed to start: {last}")
-        time.sleep(0.2)
+        time.sleep(STATUS_POLL_S)
     delete_blocking(app_name)
     raise DeploymentError(f"{who} did not become RUNNING within {timeout_s:g}s: {last or 'no status'}")
 
@@ -126,6 +152,7 @@ def delete_blocking(app_name: str) -> None:
 
     try:
         serve.delete(app_name, _blocking=True)
+        _forget_status()
     except Exception as exc:  # deleting is best effort; the caller reports the real error
         app_log(logger, logging.WARNING, "could not delete application %s: %s", app_name, exc, app_name=app_name)
 

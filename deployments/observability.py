@@ -27,6 +27,8 @@ from providers.types import ProviderType
 logger = logging.getLogger("ray.serve")
 
 STATS_PUBLISH_S = 1.0
+# Replica counts in get_stats may be this old (Serve status is costly; see deployer.serve_status).
+REPLICA_COUNTS_MAX_AGE_S = 1.0
 _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -123,7 +125,7 @@ class Observability:
     async def _replica_counts(self) -> dict[str, int]:
         """RUNNING replicas per provider application (from Serve's status)."""
         try:
-            status = await asyncio.to_thread(deployer.serve_status)
+            status = await asyncio.to_thread(deployer.serve_status, REPLICA_COUNTS_MAX_AGE_S)
         except Exception:
             return {}
         out = {}

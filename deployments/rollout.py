@@ -139,7 +139,7 @@ class Rollout:
 
     async def _sweep_orphans(self, first_seen: dict[str, float]) -> list[str]:
         prefix = f"{self.core.settings.app_name}--"
-        apps = (await asyncio.to_thread(deployer.serve_status)).applications
+        apps = (await asyncio.to_thread(deployer.serve_status, SWEEP_PERIOD_S)).applications
         unnamed = {a for a in apps if a.startswith(prefix)} - self._named_apps()
         now = asyncio.get_running_loop().time()
         for app in set(first_seen) - unnamed:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from providers.registry.config import RegistryConfig, load_config
 from providers.registry.table import RouteTable
+from serve_app.startup import StartupPhases, stack_memory
 
 logger = logging.getLogger(__name__)
 
@@ -101,16 +105,60 @@ def ensure_ray(address: str | None = None, num_cpus: float | None = None,
     os.environ.update({k: os.environ.get(k, v) for k, v in env.items()})
     target = resolve_address(address)
     local = target == "local"
-    ray.init(address=target, num_cpus=(num_cpus or local_num_cpus()) if local else None, include_dashboard=False,
-             log_to_driver=False, runtime_env={"env_vars": env})
-    return target or "local"
+    if not local:
+        ray.init(address=target, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        return target
+    # The raylet and GCS inherit this process's environment: Ray reads RAY_* there.
+    os.environ.update({k: os.environ.get(k, v) for k, v in LEAN_LOCAL_RAY_ENV.items()})
+    with _lean_local_head():
+        ray.init(address=target, num_cpus=num_cpus or local_num_cpus(), include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": env})
+    return "local"
 
 
-def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
+# A local instance is one machine's registry, not a cluster: what Ray starts for a
+# cluster and nothing here uses costs memory and start-up CPU (measured with
+# `make serve` on this machine, RSS of each process):
+# - prestarted idle workers, 79 MB each (two here): they carry no runtime_env, and
+#   every Serve replica asks one (the registry's env_vars), so none is ever used;
+LEAN_LOCAL_RAY_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_first_driver": "0"}
+# - the autoscaler's monitor (83 MB): one node that nothing scales;
+# - the log monitor (79 MB): it streams workers' output to drivers, and the
+#   registry starts Ray with log_to_driver=False (logs stay in Ray's files).
+# ray.init has no switch for the last two (`ray start` has --no-monitor and
+# --include-log-monitor); they are RayParams fields that ray.init leaves at their
+# defaults. PROVIDER_REGISTRY_FULL_RAY=1 starts them anyway.
+FULL_RAY_ENV = "PROVIDER_REGISTRY_FULL_RAY"
+
+
+@contextmanager
+def _lean_local_head() -> Iterator[None]:
+    if os.environ.get(FULL_RAY_ENV, "").strip() in ("1", "true", "yes"):
+        yield
+        return
+    from ray._private import parameter
+
+    original = parameter.RayParams.__init__
+
+    def lean_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if hasattr(self, "no_monitor") and hasattr(self, "include_log_monitor"):
+            self.no_monitor = True
+            self.include_log_monitor = False
+
+    parameter.RayParams.__init__ = lean_init
+    try:
+        yield
+    finally:
+        parameter.RayParams.__init__ = original
+
+
+def start_registry(config: RegistryConfig, http: bool = True, phases: StartupPhases | None = None) -> dict[str, Any]:
     """Deploy every provider of ``config`` and the registry router; return addresses.
 
     Providers start in parallel; the first failure (a resource no node has, a
-    model that does not load) is raised with the provider's name.
+    model that does not load) is raised with the provider's name. ``phases``
+    records how long each step took.
     """
     from ray import serve
 
@@ -119,8 +167,10 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
     from deployments.resources import check_all_fit
     from deployments.table_store import TableStore
 
+    phases = phases or StartupPhases()
     s = config.registry
-    serve.start(http_options={"host": s.http_host, "port": s.http_port} if http else None)
+    with phases.phase("Serve controller and HTTP proxy"):
+        serve.start(http_options={"host": s.http_host, "port": s.http_port} if http else None)
     # A fresh start is declarative: the config is the table. Forget run-time
     # changes a previous registry of this name left in GCS.
     TableStore(s.app_name).clear()
@@ -128,14 +178,17 @@ def start_registry(config: RegistryConfig, http: bool = True) -> dict[str, Any]:
     allowed = list(s.allowed_prefixes())
     if s.check_resources:
         check_all_fit(list(table.routes.values()))
+
+    def deploy(route):
+        with phases.phase(f"{route.type.value}/{route.name}"):
+            deployer.deploy_blocking(route, s.app_name, allowed, s.deploy_timeout_s, False, s.log_encoding)
+
     with ThreadPoolExecutor(max_workers=max(1, len(table.routes))) as pool:
-        futures = [pool.submit(deployer.deploy_blocking, r, s.app_name, allowed, s.deploy_timeout_s, False,
-                               s.log_encoding)
-                   for r in table.routes.values()]
-        for f in futures:
+        for f in [pool.submit(deploy, r) for r in table.routes.values()]:
             f.result()
-    serve.run(build_registry_app({"config": config.model_dump(mode="json", by_alias=True)}),
-              name=s.app_name, route_prefix=s.route_prefix)
+    with phases.phase("registry router"):
+        serve.run(build_registry_app({"config": config.model_dump(mode="json", by_alias=True)}),
+                  name=s.app_name, route_prefix=s.route_prefix)
     base = f"http://{s.http_host}:{s.http_port}{s.route_prefix.rstrip('/')}"
     return {"http": base, "app_name": s.app_name}
 
@@ -168,12 +221,19 @@ def serve_forever(config_path: str) -> int:
     from providers.errors import RegistryError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    phases = StartupPhases(began=_process_began())
     try:
-        config = load_config(config_path)
-        check_port_free(config.registry.http_host, config.registry.http_port)
-        where = ensure_ray()
+        with phases.phase("Python, imports and config"):
+            config = load_config(config_path)
+            check_port_free(config.registry.http_host, config.registry.http_port)
+        with phases.phase("Ray"):
+            where = ensure_ray()
+        # SIGTERM (`kill`, a container or service stop) stops as cleanly as Ctrl-C: Serve,
+        # the embedded databases, then the local Ray instance with this process. Set
+        # after ray.init, whose own handler exits at once and left Ray's agents running.
+        signal.signal(signal.SIGTERM, _interrupt)
         print(_describe_ray(where), flush=True)
-        info = start_registry(config)
+        info = start_registry(config, phases=phases)
     except RegistryError as exc:
         print(f"error: {exc}")
         return 1
@@ -184,6 +244,7 @@ def serve_forever(config_path: str) -> int:
         print("Try:\n  curl -s -X POST " + info["http"] + "/v1/embeddings -H 'Content-Type: application/json' "
               f"-d '{{\"model\":\"{example}\",\"input\":[\"hello\"]}}'")
     print(f"  curl -s {info['http']}/v1/providers\nCtrl-C stops it.", flush=True)
+    print("\n" + phases.table(stack_memory(markers=_embedded_data_dirs(config))), flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -193,6 +254,25 @@ def serve_forever(config_path: str) -> int:
         serve.shutdown()
         stop_embedded_servers(config)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _process_began() -> float:
+    """This process's start on the monotonic clock, so the table counts the interpreter's start too."""
+    import time
+
+    import psutil
+
+    return time.monotonic() - max(0.0, time.time() - psutil.Process().create_time())
+
+
+def _embedded_data_dirs(config: RegistryConfig) -> tuple[str, ...]:
+    """Data dirs of the config's embedded servers: they detach from the replica that starts them."""
+    return tuple(os.path.abspath(str(spec.config["data_dir"])) for _, _, spec in config.specs()
+                 if isinstance(spec.config.get("data_dir"), str))
 
 
 def _describe_ray(where: str) -> str:

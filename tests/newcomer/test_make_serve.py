@@ -176,6 +176,17 @@ def test_make_serve_then_the_seeds_examples(make_serve):
     m = re.match(r"Ray: started a local instance with (\d+(?:\.\d+)?) logical CPUs", ray_line)
     assert m, ray_line
     assert float(m.group(1)) == 4 * (os.cpu_count() or 1), ray_line
+    # -- the startup table it prints when ready, and nothing Ray starts that a local registry never uses
+    assert wait_for(lambda: "\n  ready " in log(), 60), f"no startup table in serve's output:\n{log()[-4000:]}"
+    table = log()[log().index("Startup ("):]
+    print(table[:table.index("\n  ready ") + 20])
+    for phase in ("Ray", "Serve controller and HTTP proxy", "embeddings/minilm", "registry router"):
+        assert re.search(rf"(?m)^  {re.escape(phase)}\s+\d+\.\d\s+\d+\.\d$", table), (phase, table)
+    assert re.match(r"Startup \(serving stack, \d+ processes: \d+\.\d\d GiB PSS, \d+\.\d\d GiB summed RSS\)", table)
+    unused = {pid: c for pid in processes_under(str(s["work"])) for c in [cmdline(pid)]
+              if c.startswith("ray::IDLE") or "log_monitor.py" in c or "autoscaler/_private/monitor.py" in c}
+    assert not unused, f"the local Ray runs processes the registry never uses: {unused}"
+
     gcs = wait_for(lambda: gcs_addresses(str(s["work"])), 30)
     assert len(gcs) == 1, f"GCS addresses of the test's Ray instance: {gcs}"
     (address,) = gcs

@@ -102,7 +102,8 @@ def test_a_local_instance_counts_each_core_several_times_and_a_joined_cluster_ke
     main.ensure_ray()
     assert seen["num_cpus"] == 3.0
     monkeypatch.setattr(main, "resolve_address", lambda address: "10.0.0.5:6379")
-    assert main.ensure_ray() == "10.0.0.5:6379" and seen["num_cpus"] is None
+    seen.clear()
+    assert main.ensure_ray() == "10.0.0.5:6379" and seen.get("num_cpus") is None and seen["address"] == "10.0.0.5:6379"
 
 
 def test_a_bad_local_cpu_count_names_the_variable(monkeypatch):
