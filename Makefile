@@ -18,13 +18,11 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(PY) -m serve_app serve --config config/providers.yaml
 
-# tests/deploy starts a Ray cluster of its own (ray start --head, serve deploy) and
-# tests/newcomer runs `make serve`'s command with its own local Ray: each in its own
-# process, after the suite whose session Ray instance is gone by then.
+# tests/run.py: the tests that need no Ray run beside the integration suite; then
+# tests/deploy (ray start --head, serve deploy) and tests/newcomer (`make serve`'s
+# command), each with a Ray instance of its own. It ends with each part's wall time.
 test: $(STAMP)
-	$(PY) -m pytest -q -rs -p no:cacheprovider tests --ignore=tests/deploy --ignore=tests/newcomer --durations=25
-	$(PY) -m pytest -q -rs -p no:cacheprovider tests/deploy
-	$(PY) -m pytest -q -rs -p no:cacheprovider tests/newcomer
+	$(PY) tests/run.py
 
 # ruff's rule set is in pyproject.toml; .ci/run runs this before the tests.
 lint: $(STAMP)

@@ -26,6 +26,18 @@ from providers.registry.limits import check_text, check_texts, limit_error
 
 INPUT_TYPES = Literal["search_document", "search_query", "classification", "clustering"]
 EMBEDDING_TYPES = ("float", "base64")
+# What the spec documents is what is accepted (schemathesis' positive_data_acceptance
+# sends schema-valid bodies and expects no 400): fields parse leniently, as Any, so
+# that a wrong one gets our message naming it, and their schemas say what passes.
+STRINGS = {"type": "array", "minItems": 1, "items": {"type": "string"}}
+NOTHING = {"anyOf": [{"type": "array", "maxItems": 0}, {"type": "null"}]}
+
+
+def _embed_schema(schema: dict[str, Any]) -> None:
+    """``texts`` is required (the registry embeds text only, Cohere also takes images instead)."""
+    props = schema["properties"]
+    props["texts"] = {**STRINGS, "description": props["texts"].get("description", "")}
+    schema["required"] = sorted({*schema.get("required", []), "texts"})
 # Float rounding: a cosine of identical vectors computes to 1 + 2e-16, (1 + 1 + 2e-16) / 2 > 1.
 SCORE_SLACK = 1e-6
 
@@ -33,16 +45,20 @@ SCORE_SLACK = 1e-6
 class CohereEmbedRequest(BaseModel):
     """``POST /v1/embed``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_embed_schema)
 
     model: str = Field(..., min_length=1, description="Name of an embeddings provider.")
     texts: list[Any] | None = Field(None, description="The strings to embed (required: no images).")
-    images: list[Any] | None = Field(None, description="Not supported (400 when not empty).")
+    images: list[Any] | None = Field(None, description="Not supported (400 when not empty).",
+                                     json_schema_extra=NOTHING)
     input_type: INPUT_TYPES | None = Field(
         None, description="search_query embeds each text as a query; the others (and none) as documents.")
     embedding_types: list[Any] | None = Field(
-        None, description="Any of 'float', 'base64' (float32 little-endian); given: answered by type.")
-    truncate: Literal["NONE", "START", "END"] | None = Field(None, description="Only END is supported.")
+        None, description="Any of 'float', 'base64' (float32 little-endian); given: answered by type.",
+        json_schema_extra={"anyOf": [{"type": "array", "minItems": 1, "items": {"enum": list(EMBEDDING_TYPES)}},
+                                     {"type": "null"}]})
+    truncate: Literal["NONE", "START", "END"] | None = Field(
+        None, description="Only END is supported.", json_schema_extra={"anyOf": [{"const": "END"}, {"type": "null"}]})
 
 
 class CohereEmbedV2Request(CohereEmbedRequest):
@@ -50,8 +66,10 @@ class CohereEmbedV2Request(CohereEmbedRequest):
 
     input_type: INPUT_TYPES = Field(  # type: ignore[assignment]
         ..., description="search_query embeds each text as a query; the others as documents.")
-    inputs: list[Any] | None = Field(None, description="Not supported (400 when not empty).")
-    max_tokens: int | None = Field(None, description="Not supported (400 when given).")
+    inputs: list[Any] | None = Field(None, description="Not supported (400 when not empty).",
+                                     json_schema_extra=NOTHING)
+    max_tokens: int | None = Field(None, description="Not supported (400 when given).",
+                                   json_schema_extra={"anyOf": [{"type": "null"}]})
     output_dimension: int | None = Field(None, ge=1, description="Must equal the model's dimension.")
     priority: int | None = Field(None, description="Accepted; changes no answer.")
 
@@ -63,7 +81,7 @@ class CohereRerankV2Request(BaseModel):
 
     model: str = Field(..., min_length=1, description="Name of a reranker provider.")
     query: str = Field(..., min_length=1)
-    documents: list[Any] = Field(..., description="Strings.")
+    documents: list[Any] = Field(..., description="Strings.", json_schema_extra=STRINGS)
     top_n: int | None = Field(None, ge=1)
     priority: int | None = Field(None, description="Accepted; changes no answer.")
 

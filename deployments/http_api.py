@@ -114,16 +114,37 @@ def openapi(app: FastAPI) -> dict[str, Any]:
                                          "content": {"application/json": {"schema": ERROR_SCHEMA}}}
         spec.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         spec.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        _bound_integers(spec)
         app.openapi_schema = spec
     return app.openapi_schema
 
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _bound_integers(node: Any) -> None:
+    """Every integer in the spec, with the bounds the parser really has: an
+    integer outside 64 bits is a 400 (schemathesis sent -57245697410733539328
+    as a "valid" priority), so the spec says so instead of promising any size."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            node.setdefault("minimum", INT64[0])
+            node.setdefault("maximum", INT64[1])
+        for value in node.values():
+            _bound_integers(value)
+    elif isinstance(node, list):
+        for value in node:
+            _bound_integers(value)
 
 
 class EmbeddingsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(..., min_length=1, description="Name of an embeddings provider.")
-    input: str | list[Any] = Field(..., description="A string or a list of strings.")
+    # Parsed as Any so a wrong item gets our message naming it; the schema says what passes.
+    input: str | list[Any] = Field(..., description="A string or a list of strings.", json_schema_extra={
+        "anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]})
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = None

@@ -135,7 +135,9 @@ class RerankRequest(BaseModel):
 
     model: str = Field(..., min_length=1, description="Name of a reranker provider.")
     query: str = Field(..., min_length=1)
-    documents: list[Any] = Field(..., description="Strings, or objects with 'text'.")
+    documents: list[Any] = Field(..., description="Strings, or objects with 'text'.", json_schema_extra={
+        "type": "array", "minItems": 1, "items": {"anyOf": [
+            {"type": "string"}, {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}]}})
     top_n: int | None = Field(None, ge=1)
     return_documents: bool = False
 

@@ -1,0 +1,64 @@
+"""`make test`: every suite, side by side where they can be, and how long each took.
+
+- The tests that need no Ray (unit, stores, caches, rerankers, graph: real
+  databases and models in process) run in one pytest process *beside* the
+  integration suite, whose Ray session spends much of its time waiting on
+  replicas to start: on 2 cores that saves most of their minute. Their output
+  is kept and printed once they end, so the two never interleave.
+- tests/deploy (`ray start --head`, `serve deploy`) and tests/newcomer (`make
+  serve`'s command) each start a Ray instance of their own, after the
+  integration session's is gone, one after the other.
+
+Exit status: 0 only when every part passed. Extra arguments go to every pytest.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTEST = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
+OWN_RAY = ["tests/deploy", "tests/newcomer"]  # each starts a Ray instance of its own
+RAY_SESSION = "tests/integration"
+
+
+def ray_free_dirs() -> list[str]:
+    """Every test directory but those that use Ray."""
+    return sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").iterdir()
+                  if p.is_dir() and any(p.glob("test_*.py")) and str(p.relative_to(ROOT)) not in
+                  [RAY_SESSION, *OWN_RAY])
+
+
+def main(extra: list[str]) -> int:
+    began = time.monotonic()
+    took: dict[str, tuple[float, int]] = {}
+    with tempfile.TemporaryFile() as side_output:
+        side_began = time.monotonic()
+        side = subprocess.Popen(PYTEST + ray_free_dirs() + ["--durations=10", *extra], cwd=ROOT,
+                                stdout=side_output, stderr=subprocess.STDOUT)
+        t = time.monotonic()
+        rc = subprocess.call(PYTEST + [RAY_SESSION, "--durations=25", *extra], cwd=ROOT)
+        took[RAY_SESSION] = (time.monotonic() - t, rc)
+        side_rc = side.wait()
+        took[" ".join(ray_free_dirs()) + " (beside it)"] = (time.monotonic() - side_began, side_rc)
+        side_output.seek(0)
+        print(f"\n===== {' '.join(ray_free_dirs())} (ran beside {RAY_SESSION}) =====", flush=True)
+        sys.stdout.buffer.write(side_output.read())
+        sys.stdout.flush()
+    for suite in OWN_RAY:
+        t = time.monotonic()
+        rc = subprocess.call(PYTEST + [suite, *extra], cwd=ROOT)
+        took[suite] = (time.monotonic() - t, rc)
+    print("\n===== make test: wall time of each part =====")
+    for name, (seconds, rc) in took.items():
+        print(f"{seconds:7.1f} s  {'passed' if rc == 0 else f'FAILED (exit {rc})'}  {name}")
+    print(f"{time.monotonic() - began:7.1f} s  in all")
+    return 0 if all(rc == 0 for _, rc in took.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
