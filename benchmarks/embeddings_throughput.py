@@ -8,6 +8,9 @@ stops everything, and prints one JSON object as its last line:
                                 sentences_per_s, p50_ms, p99_ms, errors}, ...]
     router_overhead_p50_ms    p50(handle call through the router) - p50(direct
                               provider handle call), same method, sequential
+    python_overhead_p50_ms    the same for the seed's Python API routed in this
+                              process (ProviderRegistry(direct=True): one hop);
+                              python_via_router_overhead_p50_ms through the router
     load_generator            "wrk" (Debian's wrk, little CPU) or "asyncio" (aiohttp)
 
 On 2 cores the load generator competes with the server for CPU; wrk costs
@@ -138,23 +141,33 @@ async def router_overhead(app_name: str, provider_app: str, calls: int) -> dict:
     from ray import serve
 
     from deployments.names import PROVIDER_DEPLOYMENT_NAME, ROUTER_DEPLOYMENT_NAME
+    from serve_app import ProviderRegistry
 
     router = serve.get_deployment_handle(ROUTER_DEPLOYMENT_NAME, app_name)
     direct = serve.get_deployment_handle(PROVIDER_DEPLOYMENT_NAME, provider_app)
-    via_router = lambda: router.call.remote("embeddings", "minilm", "get_dimension", [], {}, False)  # noqa: E731
-    via_direct = lambda: direct.invoke.remote("get_dimension", [], {})  # noqa: E731
-    for fn in (via_router, via_direct):  # warm both paths
+    # The seed's Python API: calls routed in this process (one hop) or through the router.
+    in_process = ProviderRegistry(app_name=app_name, direct=True)
+    via_router_api = ProviderRegistry(app_name=app_name, direct=False)
+    paths = {
+        "router": lambda: router.call.remote("embeddings", "minilm", "get_dimension", [], {}, False),
+        "direct": lambda: direct.invoke.remote("get_dimension", [], {}),
+        "python": lambda: in_process.call("embeddings", "minilm", "get_dimension", [], {}, False),
+        "python_via_router": lambda: via_router_api.call("embeddings", "minilm", "get_dimension", [], {}, False),
+    }
+    for fn in paths.values():  # warm every path
         for _ in range(20):
             await fn()
-    timings: dict[str, list[float]] = {"router": [], "direct": []}
-    for _ in range(calls):  # interleaved, so drift hits both alike
-        for key, fn in (("router", via_router), ("direct", via_direct)):
+    timings: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(calls):  # interleaved, so drift hits all alike
+        for key, fn in paths.items():
             t = time.perf_counter()
             await fn()
             timings[key].append((time.perf_counter() - t) * 1000)
     p50 = {k: float(np.percentile(v, 50)) for k, v in timings.items()}
     return {"router_p50_ms": p50["router"], "direct_p50_ms": p50["direct"],
-            "router_overhead_p50_ms": p50["router"] - p50["direct"]}
+            "router_overhead_p50_ms": p50["router"] - p50["direct"],
+            "python_p50_ms": p50["python"], "python_overhead_p50_ms": p50["python"] - p50["direct"],
+            "python_via_router_overhead_p50_ms": p50["python_via_router"] - p50["direct"]}
 
 
 def router_logic_cost(calls: int) -> float:
@@ -281,6 +294,10 @@ def main() -> int:
         "router_overhead_p50_ms": round(overhead["router_overhead_p50_ms"], 3),
         "router_p50_ms": round(overhead["router_p50_ms"], 3),
         "direct_handle_p50_ms": round(overhead["direct_p50_ms"], 3),
+        # The seed's Python API over a direct handle call: routed in process (ProviderRegistry(direct=True)),
+        # and through the router as by default.
+        "python_overhead_p50_ms": round(overhead["python_overhead_p50_ms"], 3),
+        "python_via_router_overhead_p50_ms": round(overhead["python_via_router_overhead_p50_ms"], 3),
         # The router's overhead is one Serve hop; its own code is this much of it.
         "router_logic_p50_us": round(router_logic_cost(2000), 1),
         "c64_one_text_vs_offline": round(c64["sentences_per_s"] / offline, 3),

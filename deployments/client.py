@@ -26,17 +26,28 @@ from providers.interfaces import LIFECYCLE_METHODS, interface_for, shape_of
 from providers.types import ProviderType
 
 ROUTER_DEPLOYMENT = ROUTER_DEPLOYMENT_NAME  # the name callers of this module knew
+DIRECT_ENV = "PROVIDER_REGISTRY_DIRECT"
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 class ProviderRegistry:
     """Operate a registry application by name (default ``registry``)."""
 
-    def __init__(self, app_name: str = "registry", address: str | None = None, retry_s: float = 30.0) -> None:
+    def __init__(self, app_name: str = "registry", address: str | None = None, retry_s: float = 30.0,
+                 direct: bool | None = None) -> None:
+        """``direct``: provider calls routed in this process, one hop to the provider
+        (`deployments.direct`), instead of through a router replica. Default: the
+        ``PROVIDER_REGISTRY_DIRECT`` environment variable (``1``), else through the router."""
         self.app_name = app_name
         self.address = address
         self.retry_s = retry_s
         self.retries = 0  # calls repeated after a router replica died
+        self.direct = _env_flag(DIRECT_ENV) if direct is None else direct
         self._router: Any = None
+        self._direct: tuple[Any, Any] | None = None  # (event loop, DirectRoute or None)
 
     # -- connection -------------------------------------------------------------
     def _handle(self) -> Any:
@@ -90,13 +101,35 @@ class ProviderRegistry:
 
     async def _proxy(self, provider_type: ProviderType | str, name: str, use_fallback: bool) -> Any:
         ptype = ProviderType.parse(provider_type)
-        info = await self._ask("describe", ptype.value, name, use_fallback)
+        direct = await self._direct_route()
+        info = (await direct.describe(ptype.value, name, use_fallback) if direct is not None
+                else await self._ask("describe", ptype.value, name, use_fallback))
         return proxy_class(ptype)(self, ptype, name, use_fallback, info)
+
+    async def _direct_route(self) -> Any:
+        """This event loop's `DirectRoute` when calls are direct (None: through the router).
+
+        One per event loop: its merging and cache hold futures of the loop that
+        made them, and callers often run ``asyncio.run`` once per call."""
+        if not self.direct:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._direct is None or self._direct[0] is not loop:
+            from deployments.direct import DirectRoute
+
+            self._direct = (loop, await DirectRoute.attach(await self._ask("client_settings")))
+        return self._direct[1]
 
     async def list_providers(self, provider_type: ProviderType | str | None = None,
                              include_instances: bool = False) -> dict[str, Any]:
         ptype = ProviderType.parse(provider_type).value if provider_type else None
+        await self._publish_direct_stats()
         return await self._ask("list_providers", ptype, include_instances)
+
+    async def _publish_direct_stats(self) -> None:
+        """Calls routed in this process count in what the registry reports back to it."""
+        if self._direct is not None and self._direct[1] is not None:
+            await self._direct[1].publish_now()
 
     async def reload_provider(self, provider_type: ProviderType | str, name: str) -> bool:
         await self._ask("reload_provider", ProviderType.parse(provider_type).value, name)
@@ -158,6 +191,7 @@ class ProviderRegistry:
         await self._ask("set_monitoring", False)
 
     async def get_stats(self) -> dict[str, Any]:
+        await self._publish_direct_stats()
         return await self._ask("get_stats")
 
     async def cleanup(self) -> None:
@@ -185,7 +219,11 @@ class ProviderRegistry:
 
     async def call(self, provider_type: ProviderType | str, name: str, method: str, args: list[Any],
                    kwargs: dict[str, Any], use_fallback: bool) -> Any:
-        return await self._ask("call", ProviderType.parse(provider_type).value, name, method, args, kwargs, use_fallback)
+        ptype = ProviderType.parse(provider_type).value
+        direct = await self._direct_route()
+        if direct is not None:
+            return await direct.call(ptype, name, method, args, kwargs, use_fallback)
+        return await self._ask("call", ptype, name, method, args, kwargs, use_fallback)
 
 
 async def run_reembed(step: Any, progress: bool, name: str) -> dict[str, Any]:
@@ -259,7 +297,7 @@ async def _noop_initialize(self: _ProxyBase, config: dict[str, Any] | None = Non
 
 # Safe to repeat: they read, or call a provider (whose calls the registry
 # already treats as retryable through fallback).
-_RETRYABLE = frozenset({"call", "describe", "list_providers", "get_stats", "health_check"})
+_RETRYABLE = frozenset({"call", "describe", "list_providers", "get_stats", "health_check", "client_settings"})
 
 
 def _router_died(exc: BaseException) -> bool:

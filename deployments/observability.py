@@ -35,6 +35,18 @@ _SEVERITY = {"closed": 0, "half_open": 1, "open": 2}
 MONITOR_POLL_S = 0.5  # how soon switching monitoring on starts probing
 
 
+def usage_snapshot(core: Any) -> dict[str, Any]:
+    """What one routing core (a router replica, or a direct Python caller) publishes
+    into the cluster-wide stats: usage, breakers, merging, the embedding cache."""
+    return {
+        "at": time.time(),
+        "usage": {k: v.snapshot() for k, v in core.caller.stats.items()},
+        "breakers": {k: b.snapshot() for k, b in core.caller.breakers.items()},
+        "coalescing": {"provider_calls": core.coalescer.flushes, "caller_calls": core.coalescer.merged_calls},
+        "embedding_cache": core.embedding_cache.stats() if core.embedding_cache is not None else None,
+    }
+
+
 class Observability:
     def __init__(self, core: RouterCore, stats_store: StatsStore, replica_id: str) -> None:
         self.core = core
@@ -94,13 +106,7 @@ class Observability:
 
     # -- statistics ----------------------------------------------------------------------
     def _snapshot(self) -> dict[str, Any]:
-        return {
-            "at": time.time(),
-            "usage": {k: v.snapshot() for k, v in self.core.caller.stats.items()},
-            "breakers": {k: b.snapshot() for k, b in self.core.caller.breakers.items()},
-            "coalescing": {"provider_calls": self.core.coalescer.flushes, "caller_calls": self.core.coalescer.merged_calls},
-            "embedding_cache": self.core.embedding_cache.stats() if self.core.embedding_cache is not None else None,
-        }
+        return usage_snapshot(self.core)
 
     async def publish_stats_loop(self) -> None:
         while True:

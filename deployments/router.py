@@ -81,6 +81,10 @@ class RegistryRouter:
     async def describe(self, ptype: Any, name: str, use_fallback: bool = False) -> dict[str, Any]:
         return await self.core.describe(ptype, name, use_fallback)
 
+    async def client_settings(self) -> dict[str, Any]:
+        """The registry's settings, for a Python caller that routes its calls itself (`deployments.direct`)."""
+        return self.core.settings.model_dump(mode="json", by_alias=True)
+
     async def list_tools(self) -> list[dict[str, Any]]:
         return await list_tools(self.core)
 

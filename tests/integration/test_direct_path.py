@@ -1,0 +1,87 @@
+"""One hop for Python callers (`deployments.direct`): ``ProviderRegistry(direct=True)``
+routes provider calls in the test's own process over the table in GCS, and calls
+the providers' handles itself, with the router's checks, fallbacks and stats."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from providers.errors import InvalidRequestError
+from serve_app import ProviderRegistry, ProviderType
+from tests.integration.conftest import SAMPLE
+
+pytestmark = pytest.mark.integration
+
+
+async def test_direct_calls_answer_as_the_router_does_and_count_in_the_cluster_stats(registry):
+    direct, routed = ProviderRegistry(direct=True), ProviderRegistry(direct=False)
+    texts = ["one hop", "for Python callers"]
+    a = await (await direct.get_provider(ProviderType.EMBEDDING, "minilm")).embed_texts(texts)
+    b = await (await routed.get_provider(ProviderType.EMBEDDING, "minilm")).embed_texts(texts)
+    np.testing.assert_allclose(np.stack(a), np.stack(b), atol=1e-6)
+    route = direct._direct[1]
+    assert route is not None and route.core.handles, "the provider's handle was called from this process"
+
+    # the router's argument checks run here too
+    tool = await direct.get_provider(ProviderType.TOOL, "memory.search")
+    with pytest.raises(InvalidRequestError) as info:
+        await tool.invoke({"unknown_argument": 1})
+    assert info.value.field.startswith("arguments.")
+
+    # This process's calls are in the cluster-wide stats: published at most every second
+    # while it calls, and at once when it reads the stats itself.
+    def hash_calls(stats):
+        return stats["usage_stats"].get("embeddings/hash", {}).get("calls", 0)
+
+    before = hash_calls(await direct.get_stats())
+    hash_embedder = await direct.get_provider(ProviderType.EMBEDDING, "hash")
+    for i in range(6):
+        await hash_embedder.embed_texts([f"counted {i}"])
+    assert hash_calls(await direct.get_stats()) == before + 6
+    listed = await direct.list_providers(ProviderType.EMBEDDING)
+    assert listed["embeddings"]["hash"]["usage_count"] >= before + 6, listed
+    deadline = time.monotonic() + 60  # another process (the router path here) sees them once published
+    while hash_calls(await routed.get_stats()) < before + 6 and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert hash_calls(await routed.get_stats()) >= before + 6
+
+
+async def test_a_hot_swap_under_direct_python_load_drops_nothing(registry):
+    direct, admin = ProviderRegistry(direct=True), ProviderRegistry(direct=False)
+    await admin.register_provider(ProviderType.EMBEDDING, "direct-swap", f"{SAMPLE}.HashEmbedder",
+                                  {"dimension": 8}, deployment={"num_cpus": 0.1})
+    try:
+        provider = await direct.get_provider(ProviderType.EMBEDDING, "direct-swap")
+        dims: list[int] = []
+        errors: list[str] = []
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    dims.append(len((await provider.embed_texts([f"text {i}"]))[0]))
+                except Exception as exc:  # every failure is counted, none hidden
+                    errors.append(repr(exc))
+                i += 1
+
+        task = asyncio.create_task(load())
+        while len(dims) < 20 and not errors:
+            await asyncio.sleep(0.05)
+        await admin.swap_provider(ProviderType.EMBEDDING, "direct-swap", config={"dimension": 16})
+        # until the old version is retired (2 * TABLE_POLL_S + 1 s after the flip), and beyond
+        deadline = time.monotonic() + 120
+        while 16 not in dims and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(4)
+        stop.set()
+        await task
+        assert not errors, errors[:3]
+        assert dims[0] == 8 and dims[-1] == 16, (dims[:3], dims[-3:])
+        assert 8 not in dims[dims.index(16):], "after the first answer of the new version, only the new one"
+    finally:
+        await admin.delete_provider(ProviderType.EMBEDDING, "direct-swap")
