@@ -7,7 +7,7 @@
   is kept and printed once they end, so the two never interleave.
 - tests/deploy (`ray start --head`, `serve deploy`) and tests/newcomer (`make
   serve`'s command) each start a Ray instance of their own, after the
-  integration session's is gone, one after the other.
+  integration session's is gone, beside each other.
 
 Exit status: 0 only when every part passed. Extra arguments go to every pytest.
 """
@@ -53,10 +53,19 @@ def main(extra: list[str]) -> int:
         print(f"\n===== {' '.join(ray_free_dirs())} (ran beside {RAY_SESSION}) =====", flush=True)
         sys.stdout.buffer.write(side_output.read())
         sys.stdout.flush()
-    for suite in OWN_RAY:
-        t = time.monotonic()
-        rc = subprocess.call(PYTEST + [suite, *extra], cwd=ROOT)
-        took[suite] = (time.monotonic() - t, rc)
+    # Side by side too: each has a Ray instance and a temp dir of its own, and generous deadlines.
+    outputs = [tempfile.TemporaryFile() for _ in OWN_RAY]
+    t = time.monotonic()
+    procs = [subprocess.Popen(PYTEST + [suite, *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+             for suite, out in zip(OWN_RAY, outputs)]
+    for suite, proc, out in zip(OWN_RAY, procs, outputs):
+        rc = proc.wait()
+        took[suite + " (beside each other)"] = (time.monotonic() - t, rc)
+        out.seek(0)
+        print(f"\n===== {suite} =====", flush=True)
+        sys.stdout.buffer.write(out.read())
+        sys.stdout.flush()
+        out.close()
     print("\n===== make test: wall time of each part =====")
     for name, (seconds, rc) in took.items():
         print(f"{seconds:7.1f} s  {'passed' if rc == 0 else f'FAILED (exit {rc})'}  {name}")
