@@ -8,14 +8,35 @@ from pathlib import Path
 
 
 def processes_under(marker: str) -> list[int]:
-    """Pids (not this process's) whose command line contains ``marker``."""
+    """Pids (not this process's) whose command line contains ``marker``, or that hold
+    a file open whose path does.
+
+    Ray rewrites its agents' command lines to a bare ``ray::DashboardAgent`` /
+    ``ray::RuntimeEnvAgent``: found by the command line alone, they outlived
+    tests/deploy's cluster (seen here: both still running minutes later). They
+    keep their log files open under the temp dir, which finds them.
+    """
     pids = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline or _holds_file_under(entry, marker):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _holds_file_under(proc: Path, marker: str) -> bool:
+    try:
+        for fd in (proc / "fd").iterdir():
             try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if marker in os.readlink(fd):
+                    return True
             except OSError:
                 continue
-            if marker in cmdline and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-    return pids
+    except OSError:  # gone, or not ours to read
+        return False
+    return False
