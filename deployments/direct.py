@@ -91,13 +91,14 @@ class DirectRoute:
             await self.core.refresh()
 
     def _versions(self, ptype: Any, name: str, use_fallback: bool) -> dict[str, int]:
-        table = self.core.table
+        """The version of each provider of the call's chain, as this process's table says."""
+        kind = ProviderType.parse(ptype)
         try:
-            chain = self.core.chain(ProviderType.parse(ptype), name) if use_fallback else [name]
-        except Exception:
+            chain = self.core.chain(kind, name) if use_fallback else [name]
+        except Exception:  # an unknown name: the call itself will say so
             return {}
-        return {n: r.version for n in chain
-                if (r := table.routes.get(f"{ProviderType.parse(ptype).value}/{n}")) is not None}
+        routes = self.core.table.routes
+        return {n: r.version for n in chain if (r := routes.get(f"{kind.value}/{n}")) is not None}
 
     async def _moved(self, ptype: Any, name: str, use_fallback: bool, before: dict[str, int]) -> bool:
         """Re-read the table now; did a provider of the call's chain change version?"""
