@@ -233,19 +233,26 @@ def serve_forever(config_path: str) -> int:
         # after ray.init, whose own handler exits at once and left Ray's agents running.
         signal.signal(signal.SIGTERM, _interrupt)
         print(_describe_ray(where), flush=True)
-        info = start_registry(config, phases=phases)
     except RegistryError as exc:
         print(f"error: {exc}")
         return 1
-    names = sorted(f"{t.value}/{n}" for t, n, _ in config.specs())
-    example = next((n for t, n, _ in config.specs() if t.value == "embeddings"), None)
-    print(f"\nProvider registry is serving {', '.join(names) or 'no providers'} at {info['http']}")
-    if example:
-        print("Try:\n  curl -s -X POST " + info["http"] + "/v1/embeddings -H 'Content-Type: application/json' "
-              f"-d '{{\"model\":\"{example}\",\"input\":[\"hello\"]}}'")
-    print(f"  curl -s {info['http']}/v1/providers\nCtrl-C stops it.", flush=True)
-    print("\n" + phases.table(stack_memory(markers=_embedded_data_dirs(config))), flush=True)
+    # From here on a Ctrl-C or SIGTERM, even mid-start or while the table is measured,
+    # stops Serve and the embedded databases it started (seen: a SIGTERM during the start
+    # left the embedded PostgreSQL running).
     try:
+        try:
+            info = start_registry(config, phases=phases)
+        except RegistryError as exc:
+            print(f"error: {exc}")
+            return 1
+        names = sorted(f"{t.value}/{n}" for t, n, _ in config.specs())
+        example = next((n for t, n, _ in config.specs() if t.value == "embeddings"), None)
+        print(f"\nProvider registry is serving {', '.join(names) or 'no providers'} at {info['http']}")
+        if example:
+            print("Try:\n  curl -s -X POST " + info["http"] + "/v1/embeddings -H 'Content-Type: application/json' "
+                  f"-d '{{\"model\":\"{example}\",\"input\":[\"hello\"]}}'")
+        print(f"  curl -s {info['http']}/v1/providers\nCtrl-C stops it.", flush=True)
+        print("\n" + phases.table(stack_memory(markers=_embedded_data_dirs(config))), flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
