@@ -9,8 +9,10 @@ import time
 
 import numpy as np
 import pytest
+from ray import serve
 
 from providers.errors import InvalidRequestError
+from providers.registry.table import provider_app_name
 from serve_app import ProviderRegistry, ProviderType
 from tests.integration.conftest import SAMPLE
 
@@ -72,12 +74,17 @@ async def test_a_hot_swap_under_direct_python_load_drops_nothing(registry):
         task = asyncio.create_task(load())
         while len(dims) < 20 and not errors:
             await asyncio.sleep(0.05)
-        await admin.swap_provider(ProviderType.EMBEDDING, "direct-swap", config={"dimension": 16})
-        # until the old version is retired (2 * TABLE_POLL_S + 1 s after the flip), and beyond
+        swapped = await admin.swap_provider(ProviderType.EMBEDDING, "direct-swap", config={"dimension": 16})
+        # Load goes on until the old version's Serve app is deleted (the retirement the
+        # direct caller must not notice), then for 20 calls more.
+        old_app = provider_app_name("registry", ProviderType.EMBEDDING, "direct-swap", swapped["previous_version"])
         deadline = time.monotonic() + 120
-        while 16 not in dims and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(4)
+        while (16 not in dims or old_app in serve.status().applications) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert old_app not in serve.status().applications, f"{old_app} was not retired within 120 s"
+        retired_at = len(dims)
+        while len(dims) < retired_at + 20 and not errors and time.monotonic() < deadline + 60:
+            await asyncio.sleep(0.05)
         stop.set()
         await task
         assert not errors, errors[:3]
