@@ -133,7 +133,7 @@ FULL_RAY_ENV = "PROVIDER_REGISTRY_FULL_RAY"
 
 @contextmanager
 def _lean_local_head() -> Iterator[None]:
-    if os.environ.get(FULL_RAY_ENV, "").strip() in ("1", "true", "yes"):
+    if os.environ.get(FULL_RAY_ENV, "").strip().lower() in ("1", "true", "yes"):  # as deployments.client reads its flags
         yield
         return
     from ray._private import parameter
