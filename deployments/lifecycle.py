@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 from deployments import deployer
+from deployments.events import EventLog
 from deployments.router_core import RouterCore
 from deployments.table_store import TABLE_POLL_S, StatsStore
 from providers.errors import DeploymentError
@@ -24,9 +25,10 @@ from providers.types import ProviderType
 
 
 class Lifecycle:
-    def __init__(self, core: RouterCore, stats_store: StatsStore) -> None:
+    def __init__(self, core: RouterCore, stats_store: StatsStore, events: EventLog | None = None) -> None:
         self.core = core
         self.stats_store = stats_store
+        self.events = events if events is not None else EventLog("local")
         self._background: set[asyncio.Task] = set()
 
     async def register_provider(self, ptype: Any, name: str, class_path: str, config: dict[str, Any] | None = None,
@@ -42,6 +44,7 @@ class Lifecycle:
             await asyncio.to_thread(load_provider_class, spec.class_path, ptype, core.allowed)
             await self.deploy(route)
             await core.commit(table)
+        self.events.record("registered", route.key, route.version, spec.class_path)
         return {"registered": route_key(ptype, name), "version": route.version}
 
     async def delete_provider(self, ptype: Any, name: str) -> dict[str, Any]:
@@ -50,6 +53,7 @@ class Lifecycle:
         async with core.mutating():
             route = core.table.get(ptype, name)
             await core.commit(core.table.without(ptype, name))
+        self.events.record("deleted", route.key, route.version)
         await self.retire(core.app_name(route), 2 * TABLE_POLL_S)
         return {"deleted": route_key(ptype, name)}
 
@@ -62,11 +66,14 @@ class Lifecycle:
             for n in names:
                 core.table.get(ptype, n)
             await core.commit(core.table.with_fallback(ptype, primary_name, names))
+        self.events.record("fallback_set", route_key(ptype, primary_name), detail=" -> ".join(names) or "none",
+                           fallback=names)
         return {"primary": route_key(ptype, primary_name), "fallback": names}
 
     async def set_monitoring(self, on: bool) -> dict[str, Any]:
         async with self.core.mutating():
             await self.core.commit(self.core.table.with_monitoring(bool(on)))
+        self.events.record("monitoring", detail="on" if on else "off")
         return {"monitoring": bool(on)}
 
     async def cleanup(self) -> dict[str, Any]:
@@ -78,6 +85,7 @@ class Lifecycle:
             await asyncio.gather(*(deployer.delete(a) for a in apps))
             await asyncio.to_thread(core.store.clear)
             await asyncio.to_thread(self.stats_store.clear)
+            await asyncio.to_thread(self.events.clear)
         return {"deleted_apps": apps}
 
     # -- deploying and retiring versions ---------------------------------------------------

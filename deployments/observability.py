@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from deployments import deployer
+from deployments.events import EventLog
 from deployments.names import PROVIDER_DEPLOYMENT_NAME
 from deployments.router_core import RouterCore
 from deployments.table_store import StatsStore
@@ -48,10 +49,12 @@ def usage_snapshot(core: Any) -> dict[str, Any]:
 
 
 class Observability:
-    def __init__(self, core: RouterCore, stats_store: StatsStore, replica_id: str) -> None:
+    def __init__(self, core: RouterCore, stats_store: StatsStore, replica_id: str,
+                 events: EventLog | None = None) -> None:
         self.core = core
         self.stats_store = stats_store
         self.replica_id = replica_id
+        self.events = events if events is not None else EventLog(replica_id)
         self.health: dict[str, dict[str, Any]] = {}  # route key -> its last probe's report
 
     # -- health ------------------------------------------------------------------------
@@ -88,7 +91,17 @@ class Observability:
             report["last_success_at"] = previous.get("last_success_at")
             self.core.caller.breaker(route.key).open(f"health check: {report.get('error') or report.get('status')}")
         self.health[route.key] = report
+        self._record_health_change(route, previous.get("status"), report)
         return report
+
+    def _record_health_change(self, route: Route, before: str | None, report: dict[str, Any]) -> None:
+        """An event when a provider's health changes; a first probe that finds it
+        healthy is no news (every new version gets one before it serves)."""
+        now = report.get("status")
+        if now == before or (before is None and now == "healthy"):
+            return
+        self.events.record("health_changed", route.key, route.version, report.get("error"),
+                           status=now, previous_status=before or "unknown")
 
     async def monitor_loop(self) -> None:
         """Probe every provider each ``health_check_interval_s`` while the table says

@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 from deployments import deployer
+from deployments.events import EventLog
 from deployments.lifecycle import Lifecycle
 from deployments.logs import app_log, provider_log
 from deployments.observability import Observability
@@ -40,10 +41,12 @@ SWEEP_PERIOD_S = 5.0
 
 
 class Rollout:
-    def __init__(self, core: RouterCore, lifecycle: Lifecycle, health: Observability) -> None:
+    def __init__(self, core: RouterCore, lifecycle: Lifecycle, health: Observability,
+                 events: EventLog | None = None) -> None:
         self.core = core
         self.lifecycle = lifecycle
         self.health = health
+        self.events = events if events is not None else lifecycle.events
 
     async def reload_provider(self, ptype: Any, name: str) -> dict[str, Any]:
         """Redeploy the current class and config as a new version, then switch to it."""
@@ -61,14 +64,24 @@ class Rollout:
             # A reload (same spec) keeps the rollback target: rolling back after
             # it means the last *different* spec, not the one just reloaded.
             previous = old.previous if spec == old.spec else old.spec
-            new = await self._roll_out(old, Route(type=ptype, name=name, spec=spec, version=old.version + 1,
-                                                  source="runtime", previous=previous))
+            kind = "reloaded" if spec == old.spec else "swapped"
+            try:
+                new = await self._roll_out(old, Route(type=ptype, name=name, spec=spec, version=old.version + 1,
+                                                      source="runtime", previous=previous))
+            except Exception as exc:
+                self.events.record("swap_failed" if kind == "swapped" else "reload_failed", old.key,
+                                   old.version + 1, describe_error(exc), serving_version=old.version)
+                raise
+        self.events.record(kind, new.key, new.version, f"v{old.version} -> v{new.version}",
+                           previous_version=old.version, changed=sorted(changes or {}))
         if watch and self.core.settings.rollout.auto_rollback and changes:
             self.lifecycle.spawn(self._watch(new))
         return {"provider": route_key(ptype, name), "version": new.version, "previous_version": old.version}
 
-    async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested") -> dict[str, Any]:
-        """Back to the spec the current version replaced (as a new version number)."""
+    async def rollback_provider(self, ptype: Any, name: str, reason: str = "requested",
+                                automatic: bool = False) -> dict[str, Any]:
+        """Back to the spec the current version replaced (as a new version number);
+        ``automatic`` when the swap's watcher decided it (the event log says which)."""
         ptype = ProviderType.parse(ptype)
         async with self.core.mutating():
             current = self.core.table.get(ptype, name)
@@ -76,7 +89,14 @@ class Rollout:
                 raise ConfigError(f"{current.key} has no previous version to roll back to")
             back = Route(type=ptype, name=name, spec=current.previous, version=current.version + 1,
                          source=current.source, previous=current.spec)
-            await self._roll_out(current, back)
+            try:
+                await self._roll_out(current, back)
+            except Exception as exc:
+                self.events.record("rollback_failed", current.key, back.version, describe_error(exc),
+                                   automatic=automatic, serving_version=current.version)
+                raise
+        self.events.record("rolled_back", current.key, back.version, reason, automatic=automatic,
+                           previous_version=current.version)
         provider_log(logger, logging.WARNING, "rolled back from v%d to its previous spec: %s", current.version,
                      self.core.scrub(reason), ptype=ptype, name=name, version=back.version)
         return {"provider": current.key, "version": back.version, "rolled_back_from": current.version, "reason": reason}
@@ -112,7 +132,7 @@ class Rollout:
             if calls >= opts.min_calls and failures / calls >= opts.error_rate:
                 reason = f"{failures} of {calls} calls failed within {opts.watch_s:g}s of the swap"
                 try:
-                    await self.rollback_provider(route.type, route.name, reason=reason)
+                    await self.rollback_provider(route.type, route.name, reason=reason, automatic=True)
                 except Exception as exc:  # the watcher must never crash the router
                     provider_log(logger, logging.ERROR, "automatic rollback failed: %s",
                                  self.core.scrub(describe_error(exc)), ptype=route.type, name=route.name,

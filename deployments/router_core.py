@@ -72,9 +72,11 @@ class RouterCore:
                  guards: list[Guard] | tuple[Guard, ...] = (),
                  handle_of: Callable[[str], Any] = serve_handle,
                  on_attempt: Callable[[str, str, float, int, bool], None] = _no_record,
-                 on_cache: Callable[[int, int, int], None] = _no_record) -> None:
+                 on_cache: Callable[[int, int, int], None] = _no_record,
+                 on_breaker: Callable[[str, str, str | None], None] | None = None) -> None:
         """``on_attempt(key, outcome, ms, weight, as_fallback)`` and ``on_cache(hits,
-        misses, errors)`` see every provider attempt and cache lookup (metrics)."""
+        misses, errors)`` see every provider attempt and cache lookup (metrics);
+        ``on_breaker(key, state, reason)`` every breaker transition (the event log)."""
         self.settings = settings
         self.allowed = list(settings.allowed_prefixes())
         self.store = store
@@ -83,7 +85,7 @@ class RouterCore:
         self.handle_of = handle_of
         self.on_cache = on_cache
         self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options,
-                                     on_attempt=on_attempt)
+                                     on_attempt=on_attempt, on_breaker=on_breaker)
         r = settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
         self.embedding_cache: EmbeddingCache | None = None  # set by `start_embedding_cache`

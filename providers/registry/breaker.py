@@ -15,7 +15,9 @@ that a recovered provider is back within a minute. While open, the router
 goes straight to the fallback chain without waiting on the dead provider.
 
 One breaker per ``(type, name)`` per router replica; time comes from an
-injected clock so the state machine is tested without sleeping.
+injected clock so the state machine is tested without sleeping. ``on_change``
+hears every transition (the router's event log records opens and closes):
+a hook, so this module stays plain Python with no Ray and no I/O.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ class BreakerState(str, Enum):
 
 
 class CircuitBreaker:
-    def __init__(self, options: BreakerOptions | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, options: BreakerOptions | None = None, clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[BreakerState, str | None], None] | None = None) -> None:
         self.options = options or BreakerOptions()
         self.clock = clock
+        self.on_change = on_change  # (new state, reason): called after each transition
         self._state = BreakerState.CLOSED
         self.consecutive_failures = 0
         self.opened_at: float | None = None
@@ -68,6 +72,7 @@ class CircuitBreaker:
         if self._state == BreakerState.OPEN and self.clock() - (self.opened_at or 0) >= self.options.open_s:
             self._state = BreakerState.HALF_OPEN
             self._trials = 0
+            self._changed(None)
         return self._state
 
     def allow(self) -> bool:
@@ -106,12 +111,15 @@ class CircuitBreaker:
         """Open now (also used by health monitoring on an unhealthy probe)."""
         if not self.options.enabled:
             return
-        if self._state != BreakerState.OPEN:
+        opening = self._state != BreakerState.OPEN
+        if opening:
             self.times_opened += 1
         self._state = BreakerState.OPEN
         self.opened_at = self.clock()
         self.open_reason = reason
         self._trials = 0
+        if opening:
+            self._changed(reason)
 
     def probe_healthy(self) -> None:
         """A health probe answered healthy: an open breaker lets a trial call through now
@@ -120,6 +128,7 @@ class CircuitBreaker:
         if self._state == BreakerState.OPEN:
             self._state = BreakerState.HALF_OPEN
             self._trials = 0
+            self._changed("health check healthy")
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
@@ -127,6 +136,15 @@ class CircuitBreaker:
         self.open_reason = None
         self.consecutive_failures = 0
         self._window.clear()
+        self._changed(None)
+
+    def _changed(self, reason: str | None) -> None:
+        if self.on_change is None:
+            return
+        try:
+            self.on_change(self._state, reason)
+        except Exception:  # noqa: BLE001 - a listener (the event log) must never fail a call
+            pass
 
     def _remember(self, failed: bool) -> None:
         now = self.clock()

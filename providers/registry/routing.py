@@ -23,7 +23,7 @@ from providers.errors import (
     ProviderTimeoutError,
     RegistryBusyError,
 )
-from providers.registry.breaker import BreakerOptions, CircuitBreaker
+from providers.registry.breaker import BreakerOptions, BreakerState, CircuitBreaker
 from providers.registry.stats import UsageStats
 
 T = TypeVar("T")
@@ -61,6 +61,8 @@ class FallbackCaller:
     # Called once per provider attempt: (key, outcome, elapsed_ms, weight, as_fallback),
     # outcome "success" | "failure" | "timeout". The router exports it as metrics.
     on_attempt: Callable[[str, str, float, int, bool], None] = lambda *a: None
+    # Called on each breaker transition: (key, new state, reason); the router's event log.
+    on_breaker: Callable[[str, str, str | None], None] | None = None
 
     def usage(self, key: str) -> UsageStats:
         return self.stats.setdefault(key, UsageStats())
@@ -70,10 +72,16 @@ class FallbackCaller:
         options = self.breaker_options(key)
         breaker = self.breakers.get(key)
         if breaker is None:
-            breaker = self.breakers[key] = CircuitBreaker(options, self.clock)
+            breaker = self.breakers[key] = CircuitBreaker(options, self.clock, self._breaker_listener(key))
         elif breaker.options != options:
             breaker.options = options
         return breaker
+
+    def _breaker_listener(self, key: str) -> Callable[[BreakerState, str | None], None] | None:
+        hook = self.on_breaker
+        if hook is None:
+            return None
+        return lambda state, reason: hook(key, state.value, reason)
 
     def should_try(self, key: str) -> bool:
         """False skips this provider without calling it (its breaker is open)."""
