@@ -9,19 +9,23 @@ from fastapi import FastAPI
 from deployments.admin_api import AdminRoutes
 from deployments.graph_api import GraphRoutes
 from deployments.http_api import BodyReader, CoreRoutes, mount, new_app
+from deployments.mcp_server import mount_mcp
 from deployments.tools_api import ToolRoutes
+from deployments.ui_api import UiRoutes
 from deployments.vector_api import VectorStoreRoutes
 
 
 def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: Any, vectors: Any,
-                   applier: Any = None) -> FastAPI:
+                   applier: Any = None, events: Any = None) -> FastAPI:
     """Every route of the registry, each group holding the parts it calls."""
     body = BodyReader(core.settings.max_request_bytes)
     app = new_app()
+    mount_mcp(app, core, observability)  # /mcp: the Model Context Protocol over the same call chain
     mount(app,
           CoreRoutes(core, observability, body),
           VectorStoreRoutes(core, vectors, body),
           ToolRoutes(core, body),
           GraphRoutes(core, body),
-          AdminRoutes(core, lifecycle, rollout, vectors, body, applier))
+          AdminRoutes(core, lifecycle, rollout, vectors, body, applier),
+          UiRoutes(events))  # last: its `/` claims only what no other route does
     return app

@@ -13,9 +13,12 @@ in its constructor:
 - `Applier` (applier): apply a providers.yaml, planned by `apply_plan`;
 - `Observability` (observability): health probes, stats, listings;
 - `VectorStores` (vector_api): text through a store's embedder, re-embed;
+- `EventLog` (events): what changed and when, cluster-wide, given to the
+  parts that make the changes and to the breakers;
 - guards given to the core: `ArgumentGuard` (tools_api), `SpaceGuard`
   (vector_space_guard);
-- the HTTP app, built by `build_http_app` when Serve asks for it.
+- the HTTP app, built by `build_http_app` when Serve asks for it, with the
+  MCP server at ``/mcp`` (`mcp_server`: the tools over the same call chain).
 
 The methods below are the router's Python API (what `deployments.client`
 and `DeploymentHandle` callers reach); each delegates to one part.
@@ -30,6 +33,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from deployments.applier import Applier
+from deployments.events import EventLog, EventStore
 from deployments.http_app import build_http_app
 from deployments.lifecycle import Lifecycle
 from deployments.logs import install_router_logging
@@ -53,25 +57,31 @@ class RegistryRouter:
         store = TableStore(settings.app_name)
         table = await asyncio.to_thread(store.seed, RouteTable.from_config(cfg))
         metrics = RouterMetrics()
+        replica_id = serve.get_replica_context().replica_id.unique_id
+        # scrub late-bound: the core that knows the secrets is made next, and needs the log's hook.
+        self.events = events = EventLog(replica_id, EventStore(settings.app_name),
+                                        scrub=lambda text: self.core.scrub(text))
         self.core = core = RouterCore(settings, store, table, guards=[ArgumentGuard(), SpaceGuard()],
-                                      on_attempt=metrics.record, on_cache=metrics.record_cache)
+                                      on_attempt=metrics.record, on_cache=metrics.record_cache,
+                                      on_breaker=events.on_breaker)
+        events.version_of = lambda key: getattr(core.table.routes.get(key), "version", None)
         metrics.breaker_state = lambda key: core.caller.breaker(key).state.value
         await core.start_embedding_cache()
         stats_store = StatsStore(settings.app_name)
-        replica_id = serve.get_replica_context().replica_id.unique_id
-        self.observability = Observability(core, stats_store, replica_id)
-        self.lifecycle = Lifecycle(core, stats_store)
-        self.rollout = Rollout(core, self.lifecycle, self.observability)
+        self.observability = Observability(core, stats_store, replica_id, events)
+        self.lifecycle = Lifecycle(core, stats_store, events)
+        self.rollout = Rollout(core, self.lifecycle, self.observability, events)
         self.vectors = VectorStores(core, self.lifecycle, self.rollout)
         self.applier = Applier(core, self.lifecycle, self.rollout)
         install_router_logging(lambda: core.secrets)  # every log line scrubbed of the providers' secrets
         self._tasks = [asyncio.create_task(loop) for loop in (
             core.follow_table(), self.observability.publish_stats_loop(), self.observability.monitor_loop(),
-            self.rollout.sweep_orphans_loop())]
+            self.rollout.sweep_orphans_loop(), events.publish_loop())]
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_http_app(self.core, observability=self.observability, lifecycle=self.lifecycle,
-                              rollout=self.rollout, vectors=self.vectors, applier=self.applier)
+                              rollout=self.rollout, vectors=self.vectors, applier=self.applier,
+                              events=self.events)
 
     # -- calls ------------------------------------------------------------------------------
     async def call(self, ptype: Any, name: str, method: str, args: list[Any] | None = None,

@@ -15,6 +15,7 @@
     provider-registry schema [-o FILE]                        JSON Schema of providers.yaml, for editors
     provider-registry status                                  one line per provider: health, breaker, latency
     provider-registry add-provider [--type T --name N ...]    scaffold a provider, its tests, its config entry
+    provider-registry mcp [--url URL] [--no-start]            MCP server on stdio, for desktop clients
 
 Operations go to a running registry over its admin HTTP API (``--url``,
 default http://127.0.0.1:8000) with the token from the environment variable
@@ -99,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     from serve_app.scaffold import add_arguments
 
     add_arguments(sub.add_parser("add-provider", help="scaffold a new provider, its tests and its config entry"))
+    from serve_app.mcp_command import add_arguments as add_mcp_arguments
+
+    add_mcp_arguments(sub.add_parser("mcp", help="serve the registry's tools over MCP on stdio (desktop clients)"))
     return p
 
 
@@ -164,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
         return _reembed(args)
     if args.command == "ingest":
         return _ingest(args)
+    if args.command == "mcp":
+        from serve_app.mcp_command import run as run_mcp
+
+        return run_mcp(args)
     if args.command == "add-provider":
         from serve_app.scaffold import run
 

@@ -244,6 +244,17 @@ class RolloutOptions(StrictModel):
     min_calls: int = Field(5, ge=1, description="Calls needed before the rate is judged.")
 
 
+class McpOptions(StrictModel):
+    """The Model Context Protocol at ``/mcp`` (`deployments.mcp_server`)."""
+
+    enabled: bool = Field(True, description="Serve MCP (Streamable HTTP, stateless) at /mcp on the registry's port.")
+    token_env: str = Field(
+        "PROVIDER_REGISTRY_MCP_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the MCP bearer token (read where Ray starts, like the admin "
+        "token; a separate secret); set: /mcp requires it; unset: /mcp is open like /v1/tools.",
+    )
+
+
 class RegistrySettings(StrictModel):
     """Settings of the registry itself (the ``registry:`` section)."""
 
@@ -311,6 +322,7 @@ class RegistrySettings(StrictModel):
         description="Environment variable holding the admin bearer token; unset disables /v1/admin.",
     )
     rollout: RolloutOptions = Field(default_factory=RolloutOptions, description="Swaps and rollbacks.")
+    mcp: McpOptions = Field(default_factory=McpOptions, description="The MCP server at /mcp.")
 
     def allowed_prefixes(self) -> tuple[str, ...]:
         return DEFAULT_ALLOWED_PREFIXES + tuple(self.allowed_module_prefixes)

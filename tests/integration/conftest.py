@@ -196,10 +196,12 @@ def registry(pg_data_dir, probe_modules):
     raw = registry_config(free_port(), pg_data_dir)
     raw["registry"]["allowed_module_prefixes"].append(PROBE_ALLOWED)
     config = parse_config(raw)
-    info = start_registry(config)
-    yield {**info, "config": config}
-    serve.shutdown()
-    ray.shutdown()
+    try:  # a start that fails still stops Serve and Ray (pg_data_dir then stops PostgreSQL)
+        info = start_registry(config)
+        yield {**info, "config": config}
+    finally:
+        serve.shutdown()
+        ray.shutdown()
 
 
 @pytest.fixture(scope="session")
