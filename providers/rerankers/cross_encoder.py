@@ -8,6 +8,11 @@ Scores are the model's raw logits, mapped by ``normalization`` (default
 ``sigmoid``, 0..1). sentence-transformers would apply its own activation
 (a sigmoid for one-label models) inside ``predict``; it is turned off here so
 ``normalization`` alone decides, and "none" really gives logits.
+
+``backend: onnx`` or ``openvino`` scores the pairs in ONNX Runtime or
+OpenVINO on a graph exported from the loaded model (its logits, before any
+activation) and cached on disk (`providers.inference_backends`); the pairs are
+still tokenized by sentence-transformers.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from pydantic import Field
 
 from providers.config_base import parse_provider_config
 from providers.errors import ConfigError, ProviderLoadError, not_initialized
+from providers.inference_backends import BackendFields
 from providers.owner_thread import OwnerThread
 from providers.rerankers.common import RerankerBase, RerankerConfig
 
 OWNER = "cross-encoder reranker"
 
 
-class CrossEncoderConfig(RerankerConfig):
+class CrossEncoderConfig(RerankerConfig, BackendFields):
     model_name: str = Field(..., min_length=1, description="Hub id or local directory of a one-label cross-encoder.")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", description="auto picks cuda when present.")
     batch_size: int = Field(32, ge=1, le=4096, description="Pairs per forward pass.")
@@ -36,12 +42,17 @@ class CrossEncoderConfig(RerankerConfig):
         "sigmoid", description="'sigmoid' maps logits to 0..1; 'none' keeps logits.")
     local_files_only: bool = Field(False, description="Never contact a model hub.")
     trust_remote_code: bool = Field(False, description="Allow model repos to run their own code.")
+    num_threads: int | None = Field(
+        None, ge=1,
+        description="CPU threads of an ONNX Runtime or OpenVINO forward pass; default: OMP_NUM_THREADS "
+        "(Ray sets it to the replica's num_cpus).")
 
 
 class CrossEncoderReranker(RerankerBase):
     def __init__(self) -> None:
         super().__init__()
         self.model: Any = None
+        self.exported: Any = None  # an ExportedModel when backend is onnx or openvino
         self.device = "cpu"
         self.model_name = "unloaded"
         self.max_length: int | None = None
@@ -61,8 +72,10 @@ class CrossEncoderReranker(RerankerBase):
 
         s: CrossEncoderConfig = self.settings  # type: ignore[assignment]
         device = s.device
+        if s.backend != "torch" and device not in ("auto", "cpu"):
+            raise ConfigError(f"backend {s.backend} runs on the CPU; device must be auto or cpu", "config.device")
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() and s.backend == "torch" else "cpu"
         elif device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("device is 'cuda' but no CUDA device is visible to this process", "config.device")
         local = os.path.isdir(s.model_name)
@@ -82,6 +95,13 @@ class CrossEncoderReranker(RerankerBase):
         model.max_seq_length = self._length_limit(model, s.max_length)
         self.model, self.device, self.model_name = model, device, s.model_name
         self.max_length = model.max_seq_length
+        if s.backend != "torch":
+            from providers.inference_backends.exported_model import ExportedModel
+            from providers.inference_backends.runtimes import thread_count
+
+            self.exported = ExportedModel.load(
+                model, label=os.path.basename(os.path.normpath(s.model_name)), model_dir=s.model_name if local else None,
+                output="scores", pairs=True, settings=s, threads=thread_count(s.num_threads))
 
     @staticmethod
     def _length_limit(model: Any, wanted: int | None) -> int | None:
@@ -106,6 +126,10 @@ class CrossEncoderReranker(RerankerBase):
 
         if self.model is None:
             raise not_initialized(OWNER)
+        if self.exported is not None:
+            if not pairs:
+                return []
+            return [float(x) for x in self.exported.forward(pairs, self.settings.batch_size).reshape(-1)]  # type: ignore[attr-defined]
         out = self.model.predict(
             pairs,
             batch_size=self.settings.batch_size,  # type: ignore[attr-defined]
@@ -123,7 +147,8 @@ class CrossEncoderReranker(RerankerBase):
 
     def _health_details(self) -> dict[str, Any]:
         return {"model_name": self.model_name, "model_loaded": self.model is not None,
-                "device": self.device, "max_length": self.max_length}
+                "device": self.device, "max_length": self.max_length,
+                **(self.exported.info if self.exported is not None else {"backend": "torch"})}
 
     async def close(self) -> None:
         await self._thread.close()
