@@ -4,13 +4,15 @@ The embedder (`providers.embeddings.sentence_transformers`) and the
 cross-encoder reranker (`providers.rerankers.cross_encoder`) load their model
 with sentence-transformers (torch) as always; with ``backend: onnx`` or
 ``backend: openvino`` the heavy part, the forward pass, runs instead in an
-ONNX graph exported from that same torch model:
+ONNX graph exported from that same torch model. Once that graph is cached,
+the embedder loads without torch at all (light_text.py):
 
     export_cache.py    where exported graphs live, their key, the atomic publish
     onnx_export.py     torch -> ONNX (and int8 by ONNX Runtime's dynamic quantization),
                        checked against torch before it is published
     runtimes.py        an ONNX Runtime session or an OpenVINO compiled model, threads set
     exported_model.py  the model's own tokenization + a runtime, in batches
+    light_text.py      the embedder's torch-free warm path: the model directory's files, tokenizer.json
 
 Why not optimum (what sentence-transformers' own ``backend="onnx"`` needs):
 optimum 2.1 pins transformers<5, and installing it downgraded transformers

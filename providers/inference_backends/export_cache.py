@@ -2,10 +2,16 @@
 
 An entry is a directory ``<root>/<key>/`` holding ``model.onnx`` and
 ``export.json`` (what made it). The key names the model (its directory's name
-and a digest of its weights, so a retrained model in the same place is a new
+and a digest of its files, so a retrained model in the same place is a new
 entry), the graph (embeddings or scores), the quantization, and the exporter
 (torch's version and this module's format number): change any and the entry
 is another one, never a stale one.
+
+The digest of a local model is taken from its files (`files_digest`), not
+from the loaded weights, so the embedder's torch-free warm path
+(`light_text`) finds the entry the torch path exported without loading the
+model; a model from a hub (no directory here) keeps the digest of its loaded
+tensors (`weights_digest`).
 
 The root is, in order: the ``export_cache_dir`` the config names; beside the
 model's own directory (``<model dir>/../onnx-exports``; for the packaged
@@ -35,8 +41,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-# Raise when what is written changes (graph inputs, the wrapper, the files): old entries are then ignored.
-FORMAT_VERSION = 1
+# Raise when what is written changes (graph inputs, the wrapper, the files) or how the key is made: old
+# entries are then ignored (not deleted). 2: the digest of a local model is of its files (files_digest), and
+# export.json records the light tokenizer's check (light_text.verify).
+FORMAT_VERSION = 2
+# What files_digest reads of each module directory: weights, configs, tokenizer files, a model's own code.
+# Not READMEs, and not the onnx/ or openvino/ subdirectories hub repositories often carry (hundreds of MB).
+DIGEST_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".model", ".py")
 GRAPH_FILE = "model.onnx"
 META_FILE = "export.json"
 ROOT_BESIDE_MODEL = "onnx-exports"
@@ -85,6 +96,24 @@ def weights_digest(tensors: Iterable[tuple[str, Any]]) -> str:
     return h.hexdigest()
 
 
+def files_digest(model_dir: str | Path) -> str:
+    """blake2b of a model directory's files that make the graph and its tokenization: in the directory
+    and in each module directory of ``modules.json`` (Pooling's config, a Dense layer's weights), those
+    ending in DIGEST_SUFFIXES, each with its relative name. Measured on MiniLM (91 MB, 2 busy cores):
+    0.2 s, against 0.1 s for the state dict it replaces, which needed torch and the loaded model."""
+    from providers.inference_backends.light_text import module_dirs
+
+    root = Path(model_dir)
+    h = hashlib.blake2b(digest_size=16)
+    for directory in module_dirs(root):
+        for path in sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(DIGEST_SUFFIXES)):
+            h.update(f"{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):  # streamed: a whole weights file in memory would raise the peak RSS
+                    h.update(chunk)
+    return h.hexdigest()
+
+
 def entry_key(label: str, digest: str, graph: str, quantize: str, exporter: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._")[:60] or "model"
     tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", exporter)
@@ -95,6 +124,11 @@ def find(root: Path, key: str) -> Path | None:
     """The published entry's graph file, or None."""
     graph = root / key / GRAPH_FILE
     return graph if (root / key / META_FILE).is_file() and graph.is_file() else None
+
+
+def read_meta(graph: Path) -> dict[str, Any]:
+    """The ``export.json`` beside a published graph."""
+    return json.loads((graph.parent / META_FILE).read_text(encoding="utf-8"))
 
 
 def publish(root: Path, key: str, write: Callable[[Path], dict]) -> tuple[Path, bool]:

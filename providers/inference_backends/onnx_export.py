@@ -49,9 +49,12 @@ class ExportStepError(Exception):
 
 
 def exporter_tag() -> str:
-    import torch
+    """torch's version for the cache key, read from the installed package's metadata, not from
+    ``torch.__version__``: the torch-free warm path must make the same key without importing torch
+    (the same string: 2.13.0+cpu in both here, and the local part is dropped)."""
+    from importlib.metadata import version
 
-    return f"torch-{torch.__version__.split('+')[0]}"
+    return f"torch-{version('torch').split('+')[0]}"  # PackageNotFoundError without torch
 
 
 def check_items(pairs: bool) -> list[Any]:

@@ -99,6 +99,11 @@ class CrossEncoderReranker(RerankerBase):
             from providers.inference_backends.exported_model import ExportedModel
             from providers.inference_backends.runtimes import thread_count
 
+            # Stays on the torch path even with a warm cache, unlike the embedder
+            # (light_text): its pairs go through the tokenizer's pair template and
+            # "longest_first" truncation, and CrossEncoder's own config (num_labels,
+            # max_length) would need reading as well; no cross-encoder is in the
+            # default config, so the memory it would save is not on make serve's bill.
             self.exported = ExportedModel.load(
                 model, label=os.path.basename(os.path.normpath(s.model_name)), model_dir=s.model_name if local else None,
                 output="scores", pairs=True, settings=s, threads=thread_count(s.num_threads))
