@@ -194,6 +194,11 @@ class ProviderRegistry:
         await self._publish_direct_stats()
         return await self._ask("get_stats")
 
+    async def get_events(self, since: float | None = None, limit: int = 100) -> dict[str, Any]:
+        """The registry's recent events, newest first (``GET /v1/events``): registrations,
+        swaps, reloads, rollbacks, breaker opens and closes, health changes."""
+        return await self._ask("get_events", since, limit)
+
     async def cleanup(self) -> None:
         """Delete every provider application of this registry, then the registry itself."""
         from ray import serve

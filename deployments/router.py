@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from deployments.applier import Applier
-from deployments.events import EventLog, EventStore
+from deployments.events import EventLog, EventStore, parse_query
 from deployments.http_app import build_http_app
 from deployments.lifecycle import Lifecycle
 from deployments.logs import install_router_logging
@@ -144,6 +144,10 @@ class RegistryRouter:
 
     async def get_stats(self) -> dict[str, Any]:
         return await self.observability.get_stats()
+
+    async def get_events(self, since: float | None = None, limit: int = 100) -> dict[str, Any]:
+        since, limit = parse_query(None if since is None else str(since), str(limit))  # the HTTP route's checks
+        return await self.events.read(since, limit)
 
     async def list_providers(self, ptype: Any = None, include_instances: bool = False) -> dict[str, Any]:
         return await self.observability.list_providers(ptype, include_instances)

@@ -99,6 +99,10 @@ async def test_register_at_run_time_then_call_and_reload(registry):
     assert listed["version"] == 2 and listed["app_name"].endswith("--v2")
     np.testing.assert_allclose(await embedder.embed_query("same text"), first, atol=1e-6)
     assert await provider_registry.delete_provider(ProviderType.EMBEDDING, "runtime-hash")
+    # the event log (GET /v1/events) from Python, newest first
+    events = [e for e in (await provider_registry.get_events(limit=1000))["events"]
+              if e["provider"] == "embeddings/runtime-hash" and e["kind"] in ("registered", "reloaded", "deleted")]
+    assert [(e["kind"], e["version"]) for e in events] == [("deleted", 2), ("reloaded", 2), ("registered", 1)], events
     from providers.errors import ProviderNotFoundError
 
     with pytest.raises(ProviderNotFoundError):
