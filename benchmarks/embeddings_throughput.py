@@ -47,6 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._backends import BACKENDS  # noqa: E402
 from providers.net import free_port  # noqa: E402
 
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
@@ -61,15 +62,6 @@ def sentences(n: int) -> list[str]:
                 out += cols[5:7]
     out = out or [f"sentence number {i} about nothing in particular" for i in range(n)]
     return (out * (n // len(out) + 1))[:n]
-
-
-BACKENDS = {
-    "torch": {"backend": "torch"},
-    "onnx": {"backend": "onnx"},
-    "openvino": {"backend": "openvino"},
-    "openvino-bf16": {"backend": "openvino", "precision": "bf16"},
-    "onnx-int8": {"backend": "onnx", "quantize": "dynamic"},
-}
 
 
 def backend_config(name: str, cache_dir: Path) -> dict:

@@ -48,19 +48,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._backends import BACKENDS  # noqa: E402
 from benchmarks._timeline import free_port  # noqa: E402
 
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
 MINILM = "providers.embeddings.sentence_transformers.SentenceTransformerProvider"
-BACKENDS = {
-    "torch": {"backend": "torch"},
-    "onnx": {"backend": "onnx"},
-    "openvino": {"backend": "openvino"},
-    "openvino-bf16": {"backend": "openvino", "precision": "bf16"},
-    "onnx-int8": {"backend": "onnx", "quantize": "dynamic"},
-}
-
-
 def sts_pairs() -> tuple[list[tuple[str, str]], list[str]]:
     """Paraphrase pairs (gold >= 4, first sentence unique) and every sentence, for rerank documents."""
     pairs, seen, sentences = [], set(), []

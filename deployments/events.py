@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import math
 import re
@@ -29,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from deployments.table_store import NAMESPACE, _kv
+from deployments.table_store import PerReplicaStore
 from providers.errors import InvalidRequestError
 
 logger = logging.getLogger("ray.serve")
@@ -41,29 +40,11 @@ DEFAULT_LIMIT = 100
 _DETAIL_CHARS = 500  # an error message in an event is a summary, not a traceback
 
 
-class EventStore:
+class EventStore(PerReplicaStore):
     """Each router replica's events, under ``<app>/events/<replica id>`` (GCS)."""
 
     def __init__(self, app_name: str) -> None:
-        self.prefix = f"{app_name}/events/"
-
-    def write(self, replica_id: str, events: list[dict[str, Any]]) -> None:
-        _kv()._internal_kv_put((self.prefix + replica_id).encode(), json.dumps(events).encode(),
-                               overwrite=True, namespace=NAMESPACE)
-
-    def read_all(self) -> dict[str, list[dict[str, Any]]]:
-        kv = _kv()
-        out = {}
-        for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
-            raw = kv._internal_kv_get(key, namespace=NAMESPACE)
-            if raw is not None:
-                out[key.decode()[len(self.prefix):]] = json.loads(raw)
-        return out
-
-    def clear(self) -> None:
-        kv = _kv()
-        for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
-            kv._internal_kv_del(key, namespace=NAMESPACE)
+        super().__init__(app_name, "events")
 
 
 class EventLog:

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from providers.errors import RegistryBusyError
 from providers.registry.table import RouteTable
@@ -121,21 +122,21 @@ class TableStore:
         await asyncio.to_thread(self.write, table)
 
 
-class StatsStore:
-    """Each router replica's usage snapshot, under ``<app>/stats/<replica id>``.
+class PerReplicaStore:
+    """One JSON value per router replica under ``<app>/<kind>/<replica id>`` in GCS.
 
-    Snapshots of replicas that died stay: their calls happened, and the
-    cluster-wide totals must keep counting them.
+    Values of replicas that died stay: what they counted or recorded happened,
+    and cluster-wide views must keep it.
     """
 
-    def __init__(self, app_name: str) -> None:
-        self.prefix = f"{app_name}/stats/"
+    def __init__(self, app_name: str, kind: str) -> None:
+        self.prefix = f"{app_name}/{kind}/"
 
-    def write(self, replica_id: str, snapshot: dict) -> None:
-        _kv()._internal_kv_put((self.prefix + replica_id).encode(), json.dumps(snapshot).encode(),
+    def write(self, replica_id: str, value: Any) -> None:
+        _kv()._internal_kv_put((self.prefix + replica_id).encode(), json.dumps(value).encode(),
                                overwrite=True, namespace=NAMESPACE)
 
-    def read_all(self) -> dict[str, dict]:
+    def read_all(self) -> dict[str, Any]:
         kv = _kv()
         out = {}
         for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
@@ -148,3 +149,10 @@ class StatsStore:
         kv = _kv()
         for key in kv._internal_kv_list(self.prefix.encode(), namespace=NAMESPACE):
             kv._internal_kv_del(key, namespace=NAMESPACE)
+
+
+class StatsStore(PerReplicaStore):
+    """Each router replica's usage snapshot, under ``<app>/stats/<replica id>``."""
+
+    def __init__(self, app_name: str) -> None:
+        super().__init__(app_name, "stats")
