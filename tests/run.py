@@ -5,9 +5,10 @@
   integration suite, whose Ray session spends much of its time waiting on
   replicas to start: on 2 cores that saves most of their minute. Their output
   is kept and printed once they end, so the two never interleave.
-- tests/deploy (`ray start --head`, `serve deploy`) and tests/newcomer (`make
-  serve`'s command) each start a Ray instance of their own, after the
-  integration session's is gone, beside each other.
+- tests/deploy (`ray start --head`, `serve deploy`), tests/newcomer (`make
+  serve`'s command) and tests/cluster (a head plus a node declaring a GPU it
+  lacks) each start a Ray instance of their own, after the integration
+  session's is gone, beside each other.
 
 Exit status: 0 only when every part passed. Extra arguments go to every pytest.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"]
-OWN_RAY = ["tests/deploy", "tests/newcomer"]  # each starts a Ray instance of its own
+OWN_RAY = ["tests/deploy", "tests/newcomer", "tests/cluster"]  # each starts a Ray instance of its own
 RAY_SESSION = "tests/integration"
 
 

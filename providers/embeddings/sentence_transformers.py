@@ -94,6 +94,7 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
         self.max_seq_length: int | None = None
         self._dimension = 0
         self.light: dict[str, Any] = {}  # backend onnx/openvino: light_path and, when false, its reason
+        self.device_fallback: str | None = None  # device auto given a GPU it could not use: why
         self.last_error: str | None = None
         # One thread owns the model: forward passes never run concurrently
         # (they would only fight over the same cores), and torch's thread
@@ -162,10 +163,22 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
 
         s = self.settings
         device = s.device
+        # Ray sets CUDA_VISIBLE_DEVICES to the GPU ids it gave a replica (num_gpus > 0),
+        # whether or not the node has them: a node may declare GPUs it lacks, or its
+        # torch may be a CPU build. Both are named here, where torch's own answer is
+        # only "not available".
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() and s.backend == "torch" else "cpu"
-        elif device.startswith("cuda") and not torch.cuda.is_available():
-            raise ConfigError("device is 'cuda' but no CUDA device is visible to this process", "config.device")
+            if device == "cpu" and s.backend == "torch" and visible not in (None, "", "-1"):
+                self.device_fallback = (f"device auto chose the CPU: CUDA_VISIBLE_DEVICES={visible} (a GPU was "
+                                        f"assigned) but {_torch_cuda_view(torch)}")
+        elif device.startswith("cuda"):
+            index = int(device.partition(":")[2] or 0)
+            if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+                raise ConfigError(f"device is {device!r} but {_torch_cuda_view(torch)} (CUDA_VISIBLE_DEVICES="
+                                  f"{visible if visible is not None else 'unset'}); set device: auto to fall back "
+                                  "to the CPU", "config.device")
         try:
             # Always torch here: sentence-transformers' own onnx/openvino backends need optimum,
             # which would downgrade transformers (see providers.inference_backends).
@@ -242,4 +255,13 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
     def _health_details(self) -> dict[str, Any]:
         backend = self.exported.info if self.exported is not None else {"backend": "torch"}
         return {"model_loaded": self.loaded, "device": self.device, "gpu_available": self.supports_gpu(),
-                "max_seq_length": self.max_seq_length, **backend, **self.light}
+                "max_seq_length": self.max_seq_length, **backend, **self.light,
+                **({"device_fallback": self.device_fallback} if self.device_fallback else {})}
+
+
+def _torch_cuda_view(torch: Any) -> str:
+    """What torch sees of CUDA, for a message."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is built without CUDA"
+    return (f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees {torch.cuda.device_count()} "
+            "CUDA device(s)")
