@@ -23,6 +23,17 @@ provider has a fallback: the target is 0), ``recovered_after_s`` (injection
 to the faulty part serving again), ``lost`` (writes acknowledged with 2xx
 and missing afterwards), ``error_p99_ms`` (how fast the failures were).
 
+Then overload (issue 16), on a registry of its own that runs ``make serve``'s
+minilm (config/providers.yaml): a burst of 2,000 connections of one-text
+embeddings (wrk) while 40 probe clients time every request, once with the
+default queue limits (``registry.router.max_queued_requests`` and minilm's
+``deployment.max_queued_requests``) and once with both off (-1). Its rows keep
+the keys above (``failed``: answers other than 200 and 503/429, and socket
+errors; ``recovered_after_s``: burst end until the probes' closed-loop rate is
+back at 80% of its rate before the burst) and add ``overload``: admitted and
+refused counts, p50/p99 of the admitted (probes), refusals with Retry-After,
+replicas restarted. ``--only overload`` runs just these.
+
 Then HTTP fuzzing (schemathesis, every endpoint, valid and invalid requests:
 a failure is a 5xx or a response outside the spec) and config fuzzing
 (hypothesis: random and mutated providers.yaml must end in a config or a
@@ -464,6 +475,199 @@ def fuzz_config(examples: int) -> tuple[int, int, list[str]]:
     return cases[0], len(failures), failures[:5]
 
 
+# -- overload ---------------------------------------------------------------------------------
+
+OVERLOAD_CONNECTIONS = 2000
+PROBES = 40  # of the connections: Python clients timing each request (wrk times all answers together)
+WRK_LUA = r"""
+counter = 0
+tid = 0
+threads = {}
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  ok = 0; refused = 0; other = 0; retry_after = 0; last_other = 0
+end
+function request()
+  counter = counter + 1  -- a new text every time: the router's embedding cache must not answer
+  local body = '{"model":"minilm","input":"overload ' .. tid .. '-' .. counter .. '"}'
+  return wrk.format("POST", "/v1/embeddings", {["Content-Type"] = "application/json"}, body)
+end
+function response(status, headers, body)
+  if status == 200 then ok = ok + 1
+  elseif status == 503 or status == 429 then
+    refused = refused + 1
+    if headers["retry-after"] or headers["Retry-After"] then retry_after = retry_after + 1 end
+  else other = other + 1; last_other = status end
+end
+function done(summary, latency, requests)
+  local t = {ok = 0, refused = 0, other = 0, retry_after = 0}
+  local last = 0
+  for _, th in ipairs(threads) do
+    for k, _ in pairs(t) do t[k] = t[k] + (th:get(k) or 0) end
+    if (th:get("last_other") or 0) ~= 0 then last = th:get("last_other") end
+  end
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"ok":%d,"refused":%d,"other":%d,"retry_after":%d,"last_other":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d}\n', t.ok, t.refused, t.other, t.retry_after, last,
+    e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def raise_open_files(need: int) -> int:
+    """2,000 sockets on each side: raise this process's soft limit (Ray's processes and wrk inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def overload_config(limits: bool) -> dict[str, Any]:
+    """``make serve``'s minilm and router limits as config/providers.yaml has them; without
+    limits, both queues unbounded (the router's max_ongoing_requests stays)."""
+    import copy
+
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "config" / "providers.yaml").read_text())
+    minilm = copy.deepcopy(raw["embeddings"]["providers"]["minilm"])
+    router: dict[str, Any] = copy.deepcopy(raw["registry"].get("router", {}))
+    if not limits:
+        minilm.setdefault("deployment", {})["max_queued_requests"] = -1
+        router["max_queued_requests"] = -1
+    return {"registry": {"app_name": "overload", "http_port": free_port(), "router": router},
+            "embeddings": {"providers": {"minilm": minilm}}}
+
+
+@dataclass
+class Probe:
+    """Closed-loop clients that time every request: before, during and after the burst."""
+
+    http: str
+    t0: float = field(default_factory=time.monotonic)
+    samples: list[tuple[float, float, int]] = field(default_factory=list)  # (end s, ms, status; 0 = error)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _loop(self, client: Any, k: int) -> None:
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            start = time.monotonic()
+            try:
+                r = await client.post(self.http + "/v1/embeddings",
+                                      json={"model": "minilm", "input": f"probe {k}-{n} {uuid.uuid4().hex[:6]}"})
+                status = r.status_code
+            except Exception:  # a dropped connection: an error, not an admission
+                status = 0
+            end = time.monotonic()
+            self.samples.append((end - self.t0, (end - start) * 1000, status))
+
+    async def run(self, clients: int) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            await asyncio.gather(*(self._loop(client, k) for k in range(clients)))
+
+    def rate(self, start: float, end: float) -> float:
+        return sum(1 for t, _, st in self.samples if start <= t < end and st == 200) / max(end - start, 1e-9)
+
+
+def replica_names(app: str) -> set[str]:
+    return {a["name"] for a in actors("SERVE_REPLICA") if f"::{app}" in a["name"]}
+
+
+async def overload_burst(http: str, app: str, limits: bool, burst_s: int) -> dict[str, Any]:
+    lua = Path(tempfile.mkdtemp(prefix="overload-")) / "embed.lua"
+    lua.write_text(WRK_LUA)
+    probe = Probe(http)
+    task = asyncio.create_task(probe.run(PROBES))
+    await asyncio.sleep(3.0)  # warm up (the model's first calls, the proxy's connections)
+    base_start = time.monotonic() - probe.t0
+    await asyncio.sleep(3.0)
+    baseline = probe.rate(base_start, time.monotonic() - probe.t0)
+    before = replica_names(app)
+    burst_start = time.monotonic() - probe.t0
+    proc = await asyncio.create_subprocess_exec(
+        "wrk", "-t2", f"-c{OVERLOAD_CONNECTIONS - PROBES}", f"-d{burst_s}s", "--timeout", "60s", "-s", str(lua),
+        http, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out = (await proc.communicate())[0].decode(errors="replace")
+    burst_end = time.monotonic() - probe.t0
+    # Recovery: the first 0.5 s window after the burst whose closed-loop rate is back at 80% of the baseline.
+    recovered, t = None, burst_end
+    while t < burst_end + 60:
+        await asyncio.sleep(max(0.0, t + 0.5 - (time.monotonic() - probe.t0)))
+        if probe.rate(t, t + 0.5) >= 0.8 * baseline:
+            recovered = round(t + 0.5 - burst_end, 2)
+            break
+        t += 0.5
+    probe.stop.set()
+    await task
+    after = replica_names(app)
+    line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no counts: {out[-800:]}")
+    w = json.loads(line.split(" ", 1)[1])
+    during = [s for s in probe.samples if burst_start <= s[0] - s[1] / 1000 and s[0] - s[1] / 1000 < burst_end]
+    admitted = [ms for _, ms, st in during if st == 200]
+    refused_ms = [ms for _, ms, st in during if st in (503, 429)]
+    other = [st for _, _, st in during if st not in (200, 503, 429)]
+    socket_errors = w["connect"] + w["read"] + w["write"] + w["timeout"]
+    n_admitted = w["ok"] + len(admitted)
+    n_refused = w["refused"] + len(refused_ms)
+
+    def pct(values: list[float], q: float) -> float | None:
+        return round(float(np.percentile(values, q)), 1) if values else None
+
+    return {"fault": f"overload, {OVERLOAD_CONNECTIONS} connections, queue limits {'on' if limits else 'off'}",
+            "requests": n_admitted + n_refused + w["other"] + len(other) + socket_errors,
+            "failed": w["other"] + len(other) + socket_errors, "failed_with_fallback": 0,
+            "recovered_after_s": recovered, "lost": 0, "writes_acknowledged": 0, "writes_unverified": 0,
+            "error_p99_ms": pct(refused_ms, 99),
+            "max_latency_ms": round(max(ms for _, ms, _ in during), 1) if during else None,
+            "first_error": (f"HTTP {w['last_other']}" if w["other"] else
+                            f"socket errors {w['connect']}/{w['read']}/{w['write']}/{w['timeout']} "
+                            "(connect/read/write/timeout)" if socket_errors else None),
+            "overload": {"limits": limits, "burst_s": burst_s, "connections": OVERLOAD_CONNECTIONS,
+                         "admitted": n_admitted, "refused": n_refused,
+                         "refused_with_retry_after": w["retry_after"] + len(refused_ms),
+                         "admitted_per_s": round(n_admitted / max(burst_end - burst_start, 1e-9), 1),
+                         "baseline_per_s": round(baseline, 1),
+                         "admitted_p50_ms": pct(admitted, 50), "admitted_p99_ms": pct(admitted, 99),
+                         "admitted_sampled": len(admitted), "refused_p99_ms": pct(refused_ms, 99),
+                         "socket_errors": socket_errors,
+                         "replicas_restarted": len(before - after)}}
+
+
+def run_overload(quick: bool) -> list[dict[str, Any]]:
+    """Both bursts, each on a fresh Ray and registry (a queue left by one must not slow the other)."""
+    import ray
+    from ray import serve
+
+    from providers.registry.config import parse_config
+    from serve_app.main import ensure_ray, start_registry
+
+    raise_open_files(2 * OVERLOAD_CONNECTIONS + 1024)
+    rows = []
+    for limits in (True, False):
+        ensure_ray(address="local", num_cpus=16, env_vars={"PYTHONPATH": str(ROOT)})
+        try:
+            info = start_registry(parse_config(overload_config(limits)))
+            row = asyncio.run(overload_burst(info["http"], "overload", limits, 5 if quick else 10))
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
 # -- output -----------------------------------------------------------------------------------
 
 def markdown(rows: list[dict[str, Any]], fuzz: dict[str, Any], quick: bool) -> str:
@@ -471,10 +675,23 @@ def markdown(rows: list[dict[str, Any]], fuzz: dict[str, Any], quick: bool) -> s
              f"({time.strftime('%Y-%m-%d')}, this 2-core machine):", "",
              "| fault | requests | failed | failed with a fallback | recovered after (s) | lost | error p99 (ms) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in rows:
+    for r in (r for r in rows if "overload" not in r):
         rec = "not within the wait" if r["recovered_after_s"] is None else r["recovered_after_s"]
         lines.append(f"| {r['fault']} | {r['requests']} | {r['failed']} | {r['failed_with_fallback']} | {rec} "
                      f"| {r['lost']} | {r['error_p99_ms'] if r['error_p99_ms'] is not None else '-'} |")
+    over = [r for r in rows if "overload" in r]
+    if over:
+        lines += ["", "Overload (one-text embeddings against `make serve`'s minilm; admitted latency from "
+                  f"{PROBES} timed clients among the connections):", "",
+                  "| queue limits | requests | admitted | refused 503 (with Retry-After) | other errors "
+                  "| admitted p50 / p99 (ms) | recovered after (s) | replicas restarted |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in over:
+            o = r["overload"]
+            rec = "not within 60 s" if r["recovered_after_s"] is None else r["recovered_after_s"]
+            lines.append(f"| {'on' if o['limits'] else 'off'} | {r['requests']} | {o['admitted']} | {o['refused']} "
+                         f"({o['refused_with_retry_after']}) | {r['failed']} | {o['admitted_p50_ms']} / "
+                         f"{o['admitted_p99_ms']} | {rec} | {o['replicas_restarted']} |")
     lines += ["", f"Fuzzing: {fuzz['fuzz_cases']} cases ({fuzz['http_cases']} HTTP requests over every endpoint, "
                   f"{fuzz['config_cases']} providers.yaml documents), {fuzz['fuzz_failures']} failures."]
     return "\n".join(lines)
@@ -512,6 +729,15 @@ async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool
     return rows
 
 
+ROW_KEYS = ("fault", "requests", "failed", "recovered_after_s", "lost", "failed_with_fallback",
+            "writes_acknowledged", "writes_unverified", "error_p99_ms", "max_latency_ms", "first_error")
+
+
+def row_json(r: dict[str, Any]) -> dict[str, Any]:
+    """A row's keys as every row has them; an overload row adds its ``overload`` counts."""
+    return {**{k: r[k] for k in ROW_KEYS}, **({"overload": r["overload"]} if "overload" in r else {})}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -526,6 +752,11 @@ def main() -> int:
     from providers.vector_stores import embedded_postgres
     from serve_app.main import ensure_ray, start_registry
 
+    if args.only and args.only in "overload":
+        rows = run_overload(args.quick)
+        print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
+                          "faults": [row_json(r) for r in rows]}))
+        return 0
     os.environ.setdefault(TOKEN_ENV, uuid.uuid4().hex)  # inherited by Ray's workers, never logged
     tmp = Path(tempfile.mkdtemp(prefix="reliability-"))
     fault_file = tmp / "fault"
@@ -542,6 +773,8 @@ def main() -> int:
         from providers.caches import embedded_valkey
 
         embedded_valkey.release(tmp / "valkey", set())
+    if not args.only:
+        rows += run_overload(args.quick)
     config_cases, config_failures, config_examples = fuzz_config(200 if args.quick else 2000)
     fuzz = {"fuzz_cases": http_cases + config_cases, "fuzz_failures": http_failures + config_failures,
             "http_cases": http_cases, "config_cases": config_cases,
@@ -549,11 +782,7 @@ def main() -> int:
     if not args.no_readme and not args.only:
         write_readme(markdown(rows, fuzz, args.quick))
     print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
-                      "faults": [{k: r[k] for k in ("fault", "requests", "failed", "recovered_after_s", "lost",
-                                                    "failed_with_fallback", "writes_acknowledged",
-                                                    "writes_unverified", "error_p99_ms", "max_latency_ms",
-                                                    "first_error")}
-                                 for r in rows], **fuzz}))
+                      "faults": [row_json(r) for r in rows], **fuzz}))
     return 0
 
 

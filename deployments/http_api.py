@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -23,7 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from deployments.cohere_shapes import CohereEmbedRequest, CohereEmbedV2Request, check_embed, embed_answer
-from providers.errors import InvalidRequestError, RegistryError, RequestTooLargeError
+from providers.errors import (
+    InvalidRequestError,
+    ProviderOverloadedError,
+    RegistryError,
+    RequestTooLargeError,
+    is_backpressure,
+)
 from providers.registry.limits import check_texts
 from providers.types import ProviderType
 
@@ -167,6 +174,14 @@ def registry_error_response(exc: BaseException, param: str | None = None) -> Res
     """
     cause = getattr(exc, "cause", None)
     err = cause if isinstance(cause, BaseException) else exc
+    if is_backpressure(err):  # a provider's queue full on a call outside the chain (reads, describe)
+        err = ProviderOverloadedError(f"a provider is overloaded: {err}; retry later")
+    if isinstance(err, ProviderOverloadedError):
+        # Overload is "come back later", not a failure: 503 with Retry-After (RFC 9110: whole
+        # seconds), so a well-behaved client backs off instead of hammering a full queue.
+        response = error_response(503, str(err), param, "overloaded")
+        response.headers["retry-after"] = str(max(1, math.ceil(err.retry_after_s)))
+        return response
     if isinstance(err, RegistryError):
         status = err.http_status if err.http_status != 500 else 503
         return error_response(status, str(err), getattr(err, "field", None) or param, type(err).__name__)

@@ -28,6 +28,10 @@ def build_registry_app(args: dict[str, Any]) -> Application:
         name=ROUTER_DEPLOYMENT_NAME,
         num_replicas=r.num_replicas,
         max_ongoing_requests=r.max_ongoing_requests,
+        # Serve's own admission control: the proxy refuses past this queue with the status
+        # and Retry-After below (ray/serve/_private/http_util.py, BackPressureError branch).
+        max_queued_requests=r.max_queued_requests,
+        backpressure_config={"status_code": 503, "retry_after_s": r.retry_after_s},
         ray_actor_options={"num_cpus": r.num_cpus},
         logging_config={"encoding": config.registry.log_encoding},
     )

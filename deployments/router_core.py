@@ -85,6 +85,7 @@ class RouterCore:
         self.handle_of = handle_of
         self.on_cache = on_cache
         self.caller = FallbackCaller(scrub=self.scrub, breaker_options=self._breaker_options,
+                                     retry_after_s=settings.router.retry_after_s,
                                      on_attempt=on_attempt, on_breaker=on_breaker)
         r = settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)

@@ -15,8 +15,9 @@
     ├── EmbeddingSpaceMismatchError  a store filled by one embedding model, asked with another
     ├── InvalidRequestError          a caller's input is wrong (names the field)
     │   └── RequestTooLargeError     ... a request body over registry.max_request_bytes (413)
-    └── ProviderCallError            a provider call failed (and its fallbacks, if any)
-        └── ProviderTimeoutError     ... by missing its deadline
+    ├── ProviderCallError            a provider call failed (and its fallbacks, if any)
+    │   └── ProviderTimeoutError     ... by missing its deadline
+    └── ProviderOverloadedError      a provider's Serve queue is full (503 + Retry-After): not a failure
 
 Every error carries a plain message and its HTTP status (``http_status``); HTTP
 answers them in one place (`deployments.http_api.registry_error_response`).
@@ -107,6 +108,32 @@ class ProviderCallError(RegistryError):
 
 class ProviderTimeoutError(ProviderCallError):
     http_status = 504
+
+
+class ProviderOverloadedError(RegistryError):
+    """Serve refused the call: the provider's queue (``deployment.max_queued_requests``) is full.
+
+    Not a `ProviderCallError`: the provider is healthy, only busy, so its
+    breaker does not count it (`providers.registry.routing`); the caller is
+    told to come back (503 with ``Retry-After``) instead of seeing a 5xx of a
+    broken provider.
+    """
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+def is_backpressure(exc: BaseException) -> bool:
+    """Ray Serve's ``BackPressureError`` (a handle's ``max_queued_requests`` reached), bare or
+    wrapped by Ray (``.cause``). By name: this module, like the routing core, imports no Ray."""
+    cause = getattr(exc, "cause", None)
+    for err in (exc, cause):
+        if isinstance(err, BaseException) and any(c.__name__ == "BackPressureError" for c in type(err).__mro__):
+            return True
+    return False
 
 
 def not_initialized(owner: str) -> ProviderCallError:

@@ -87,6 +87,13 @@ class CircuitBreaker:
             return True
         return False
 
+    def release_trial(self) -> None:
+        """A half-open trial call that proved nothing (Serve refused it: the provider was
+        busy, not broken) is given back, or the breaker would stay half-open with no
+        trial left until a health probe."""
+        if self._state == BreakerState.HALF_OPEN and self._trials > 0:
+            self._trials -= 1
+
     def record_success(self) -> None:
         self._remember(failed=False)
         self.consecutive_failures = 0

@@ -210,6 +210,22 @@ class RouterOptions(StrictModel):
     # little memory. Measured: a 2-hop no-op graph ran 5 req/s at 2,000
     # concurrent calls with the default, 458 req/s with 1,000.
     max_ongoing_requests: int = Field(1000, ge=1, description="Calls one router replica holds.")
+    # Past max_ongoing_requests on every router replica, Serve's HTTP proxy queues
+    # the call; past this many queued, it refuses with 503 + Retry-After at once
+    # (cheap: the router never sees it). Unbounded (-1), a burst of 2,000
+    # connections waits in that queue and every caller's latency grows with the
+    # crowd; bounded, the admitted calls' wait is at most (ongoing + queued) /
+    # throughput and the rest are told to come back (docs/reliability.md#overload).
+    max_queued_requests: int = Field(
+        100, ge=-1,
+        description="Calls queued in the HTTP proxy (per proxy) once every router replica holds "
+        "max_ongoing_requests; more are refused with 503 and Retry-After. -1 is no limit.",
+    )
+    retry_after_s: float = Field(
+        1.0, ge=0, le=3600,
+        description="Retry-After (seconds, rounded up) of a call refused for overload: by the router's "
+        "queue or by a provider's (deployment.max_queued_requests).",
+    )
     coalesce_wait_s: float = Field(
         0.05, ge=0, le=5,
         description="Longest a call waits to be merged with others into one provider call while "

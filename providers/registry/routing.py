@@ -20,8 +20,10 @@ from providers.errors import (
     InvalidRequestError,
     ProviderCallError,
     ProviderNotFoundError,
+    ProviderOverloadedError,
     ProviderTimeoutError,
     RegistryBusyError,
+    is_backpressure,
 )
 from providers.registry.breaker import BreakerOptions, BreakerState, CircuitBreaker
 from providers.registry.stats import UsageStats
@@ -42,6 +44,11 @@ class Attempt:
     name: str
     error: str | None
     elapsed_s: float
+    overloaded: bool = False  # refused by Serve's queue limit: busy, not failed
+
+    @property
+    def skipped(self) -> bool:
+        return (self.error or "").startswith("skipped, circuit open")
 
 
 @dataclass
@@ -59,10 +66,12 @@ class FallbackCaller:
     breaker_options: Callable[[str], BreakerOptions] = lambda key: BreakerOptions()
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     # Called once per provider attempt: (key, outcome, elapsed_ms, weight, as_fallback),
-    # outcome "success" | "failure" | "timeout". The router exports it as metrics.
+    # outcome "success" | "failure" | "timeout" | "overloaded". The router exports it as metrics.
     on_attempt: Callable[[str, str, float, int, bool], None] = lambda *a: None
     # Called on each breaker transition: (key, new state, reason); the router's event log.
     on_breaker: Callable[[str, str, str | None], None] | None = None
+    # The Retry-After of a call refused because every provider tried was overloaded.
+    retry_after_s: float = 1.0
 
     def usage(self, key: str) -> UsageStats:
         return self.stats.setdefault(key, UsageStats())
@@ -130,6 +139,17 @@ class FallbackCaller:
                     self.breaker(key).record_success()
                     raise
                 except Exception as exc:  # any provider failure moves on to the fallback
+                    if is_overload(exc):
+                        # Serve refused the call (the provider's queue is full): the provider is
+                        # busy, not broken. Its breaker must not count it, or a burst would open
+                        # the breaker and turn "come back in a second" into "down for open_s";
+                        # a fallback may serve (it has queues of its own).
+                        message = f"overloaded, call refused ({self.scrub(describe_error(exc))})"
+                        self.breaker(key).release_trial()
+                        stats.last_error = message
+                        self.on_attempt(key, "overloaded", (self.clock() - start) * 1000, weight, position > 0)
+                        tried.append(Attempt(name, message, self.clock() - start, overloaded=True))
+                        continue
                     message, outcome = self.scrub(describe_error(exc)), "failure"
                 else:
                     self.breaker(key).record_success()
@@ -147,7 +167,13 @@ class FallbackCaller:
             # After the breaker counted it, so what on_attempt reads of the breaker is current.
             self.on_attempt(key, outcome, (self.clock() - start) * 1000, weight, position > 0)
             tried.append(Attempt(name, message, self.clock() - start))
-        raise _failure(kind, tried)
+        raise _failure(kind, tried, self.retry_after_s)
+
+
+
+def is_overload(exc: BaseException) -> bool:
+    """Serve's BackPressureError (a full ``max_queued_requests``), bare or wrapped, or ours."""
+    return isinstance(exc, ProviderOverloadedError) or is_backpressure(exc)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -161,8 +187,16 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[-1] if text else ''}".rstrip(": ")[:500]
 
 
-def _failure(kind: str, tried: list[Attempt]) -> ProviderCallError:
+def _failure(kind: str, tried: list[Attempt], retry_after_s: float = 1.0) -> ProviderCallError | ProviderOverloadedError:
     detail = "; ".join(f"{a.name}: {a.error}" for a in tried)
+    if any(a.overloaded for a in tried) and all(a.overloaded or a.skipped for a in tried):
+        # Nothing failed, something was only busy: 503 + Retry-After, naming who was busy.
+        busy = [a.name for a in tried if a.overloaded]
+        if len(tried) == 1:
+            return ProviderOverloadedError(f"{kind} provider {busy[0]!r} is overloaded: {tried[0].error}; "
+                                           "retry later", retry_after_s)
+        return ProviderOverloadedError(f"{kind} providers {busy} are overloaded (chain "
+                                       f"{[a.name for a in tried]}): {detail}; retry later", retry_after_s)
     only_timeouts = tried and all((a.error or "").startswith("missed its") for a in tried)
     cls = ProviderTimeoutError if only_timeouts else ProviderCallError
     names = [a.name for a in tried]
@@ -171,4 +205,4 @@ def _failure(kind: str, tried: list[Attempt]) -> ProviderCallError:
     return cls(f"all {kind} providers in the chain {names} failed: {detail}")
 
 
-__all__ = ["Attempt", "CALLER_ERRORS", "FallbackCaller", "describe_error"]
+__all__ = ["Attempt", "CALLER_ERRORS", "FallbackCaller", "describe_error", "is_overload"]
