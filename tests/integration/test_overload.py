@@ -57,8 +57,12 @@ async def test_a_full_provider_queue_refuses_with_503_and_retry_after(registry, 
             if r.status_code == 200:
                 assert len(r.json()["data"][0]["embedding"]) == 384
         usage = (await provider_registry.get_stats())["usage_stats"][f"embeddings/{name}"]
-        assert usage["circuit_breaker"]["state"] == "closed", usage
         assert usage["failures"] == 0, usage
+        # No refused call opened the breaker. Health monitoring, if an earlier test of the
+        # session left it on, may have probed the hanging provider and opened it: that is
+        # the probe's verdict, named as such (seen once in CI: open after a health check).
+        breaker = usage["circuit_breaker"]
+        assert breaker["state"] == "closed" or str(breaker.get("open_reason")).startswith("health check"), usage
     finally:
         set_faults(fault_file)
         await provider_registry.delete_provider(ProviderType.EMBEDDING, name)
