@@ -40,3 +40,22 @@ def _holds_file_under(proc: Path, marker: str) -> bool:
     except OSError:  # gone, or not ours to read
         return False
     return False
+
+
+def stop_processes_under(marker: str, term_grace_s: float = 10.0, kill_wait_s: float = 60.0) -> list[int]:
+    """SIGTERM every process under ``marker``, then SIGKILL what is left; the pids that
+    survived both. Polls, not fixed sleeps: a busy machine takes longer to end processes,
+    and only the deadline means they survived (`ray stop` would stop every Ray here)."""
+    import signal
+    import time
+
+    for sig, wait_s in ((signal.SIGTERM, term_grace_s), (signal.SIGKILL, kill_wait_s)):
+        for pid in processes_under(marker):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while processes_under(marker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return processes_under(marker)

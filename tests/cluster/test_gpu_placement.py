@@ -25,7 +25,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from providers.net import free_port
-from tests.processes import processes_under
+from tests.processes import processes_under, stop_processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -56,19 +55,9 @@ def _ray_start(args: list[str], env: dict[str, str]) -> None:
 
 
 def _stop_everything_under(work: Path) -> None:
-    # Polls, not fixed sleeps: a busy machine takes longer to end processes;
-    # only the deadline means they survived.
     # 3 s: one of Ray's processes here sits out SIGTERM for the whole grace (seen: 10 s of
     # a 10 s grace); nothing of this test needs a graceful end, the data dir is thrown away.
-    for sig, wait_s in ((signal.SIGTERM, 3), (signal.SIGKILL, 60)):
-        for pid in processes_under(str(work)):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait_s
-        while processes_under(str(work)) and time.monotonic() < deadline:
-            time.sleep(0.2)
+    stop_processes_under(str(work), term_grace_s=3)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from providers.net import free_port
-from tests.processes import processes_under
+from tests.processes import stop_processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -46,18 +45,7 @@ def cluster():
     try:
         yield {"dashboard": f"http://127.0.0.1:{dashboard}", "env": env, "work": work}
     finally:
-        # `ray stop` would stop every Ray on the machine. Polls, not fixed sleeps: a busy
-        # machine takes longer to end processes; only the deadline means they survived.
-        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 60)):
-            for pid in processes_under(str(work)):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait_s
-            while processes_under(str(work)) and time.monotonic() < deadline:
-                time.sleep(0.2)
-        assert not processes_under(str(work)), "processes of the test cluster survived"
+        assert not stop_processes_under(str(work)), "processes of the test cluster survived"
         shutil.rmtree(work, ignore_errors=True)
 
 

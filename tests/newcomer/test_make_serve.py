@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from providers.net import free_port
-from tests.processes import processes_under
+from tests.processes import processes_under, stop_processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "providers.yaml"
@@ -125,14 +125,7 @@ def make_serve():
         if leftovers:
             print(f"\nleft running {len(leftovers)} process(es) under {work} after `serve` exited: "
                   + "; ".join(c[:160] for c in leftovers.values()))
-        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 60)):
-            for pid in processes_under(str(work)):
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            wait_for(lambda: not processes_under(str(work)), wait_s, 0.2)
-        survivors = processes_under(str(work))
+        survivors = stop_processes_under(str(work))
         output = log_text()
         shutil.rmtree(work, ignore_errors=True)
         assert not survivors, "processes of the test's Ray instance survived SIGKILL"
