@@ -186,11 +186,11 @@ class CoreBackend:
 
 def tool_error(exc: BaseException) -> Exception:
     """A registry error as MCP sees it, worded as ``POST /v1/tools/{name}`` words it."""
-    from deployments.tools_api import _bare_path
+    from deployments.tools_api import bare_path
     from providers.errors import ProviderNotFoundError, RegistryError
 
     cause = getattr(exc, "cause", None)  # a Ray-wrapped error carries the registry's as `cause`
-    err = _bare_path(cause if isinstance(cause, BaseException) else exc)  # `memories[0].content`, as sent
+    err = bare_path(cause if isinstance(cause, BaseException) else exc)  # `memories[0].content`, as sent
     if isinstance(err, ProviderNotFoundError):  # raised by the route lookup: the tool itself is unknown
         return UnknownTool(str(err))
     if isinstance(err, RegistryError):

@@ -158,7 +158,7 @@ class ToolRoutes:
             arguments = await self.body.json(request, empty_ok=True)
             result = await self.core.call(TOOL, name, "invoke", [arguments])
         except Exception as exc:
-            return registry_error_response(_bare_path(exc), param="name")
+            return registry_error_response(bare_path(exc), param="name")
         return json_response({"tool": name, "result": result})
 
     @route("POST", "/v1/rerank", openapi_extra=json_body(RerankRequest))
@@ -202,7 +202,7 @@ class ToolRoutes:
         return texts, [(int(r.id), score) for r, score in zip(ranked, scores)]
 
 
-def _bare_path(exc: BaseException) -> BaseException:
+def bare_path(exc: BaseException) -> BaseException:
     """Over HTTP the body *is* the arguments object: name ``query``, not ``arguments.query``."""
     cause = getattr(exc, "cause", None)
     err = cause if isinstance(cause, InvalidRequestError) else exc
