@@ -23,6 +23,13 @@ provider has a fallback: the target is 0), ``recovered_after_s`` (injection
 to the faulty part serving again), ``lost`` (writes acknowledged with 2xx
 and missing afterwards), ``error_p99_ms`` (how fast the failures were).
 
+Then crash after acknowledge (issue 16; benchmarks/_durability.py, tests/crash.py):
+writers keep writing vector documents, graph episodes and memory.store over
+HTTP; a kill -9 of the replicas holding the data, then of the embedded
+PostgreSQL; every acknowledged item read back (``lost`` must be 0); and the
+Valkey embedding cache's server killed (a cache: entries dropped, counted in
+``durability``, never a failed call). ``--only acknowledge`` runs just these.
+
 Then overload (issue 16), on a registry of its own that runs ``make serve``'s
 minilm (config/providers.yaml): a burst of 2,000 connections of one-text
 embeddings (wrk) while 40 probe clients time every request, once with the
@@ -34,6 +41,11 @@ back at 80% of its rate before the burst) and add ``overload``: admitted and
 refused counts, p50/p99 of the admitted (probes), refusals with Retry-After,
 replicas restarted. ``--only overload`` runs just these.
 
+Then node loss (issue 16; benchmarks/_node_loss.py): tests/cluster/test_node_loss.py's
+head and two worker raylets, one worker killed under load; its figures become
+two rows (with a second replica and a fallback; one replica, no fallback),
+with ``node_loss`` counts. ``--only "node lost"`` runs just these.
+
 Then HTTP fuzzing (schemathesis, every endpoint, valid and invalid requests:
 a failure is a 5xx or a response outside the spec) and config fuzzing
 (hypothesis: random and mutated providers.yaml must end in a config or a
@@ -42,7 +54,7 @@ RegistryError).
     python benchmarks/reliability_report.py [--quick] [--no-readme]
 
 Writes the table into docs/reliability.md between the reliability markers
-(unless --no-readme). Last line: one JSON object with ``faults``, ``fuzz_cases``,
+(unless --no-readme). ``--only NAME`` skips the fuzzing. Last line: one JSON object with ``faults``, ``fuzz_cases``,
 ``fuzz_failures``.
 """
 
@@ -69,6 +81,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _durability  # noqa: E402
+import _node_loss  # noqa: E402
 from _timeline import SAMPLE, free_port  # noqa: E402
 
 from tests.integration.sample_providers import set_faults  # noqa: E402  (one-step writes of the fault file)
@@ -173,6 +187,7 @@ def registry_config(tmp: Path, fault_file: Path) -> dict[str, Any]:
                        "config": {"data_dir": str(tmp / "valkey"), "auto_restart": False},
                        "deployment": {"num_cpus": 0.1}, "call_timeout_s": 0.5},
         }},
+        **_durability.extra_providers(store="docs", embedder="writer", engine="g"),
     }
 
 
@@ -428,7 +443,7 @@ def fuzz_http(http: str, examples: int) -> tuple[int, int, list[str]]:
     spec = httpx.get(http + "/openapi.json", timeout=30).json()
     schema = schemathesis.openapi.from_dict(spec)
     admin = {"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
-    real = {"primary", "backup", "writer", "docs", "g", "valkey"}
+    real = {"primary", "backup", "writer", "docs", "g", "valkey", "people", "memory.store"}
     cases, failures = 0, []
     for path, ops in spec["paths"].items():
         is_admin = path.startswith("/v1/admin/")
@@ -726,6 +741,10 @@ async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool
         print(json.dumps(row), file=sys.stderr, flush=True)
         rows.append(row)
     await faults.client.aclose()
+    if not only or only in _durability.NAME:
+        for row in await _durability.rows(http, APP, tmp / "pg", tmp / "valkey", quick):
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            rows.append(row)
     return rows
 
 
@@ -733,9 +752,12 @@ ROW_KEYS = ("fault", "requests", "failed", "recovered_after_s", "lost", "failed_
             "writes_acknowledged", "writes_unverified", "error_p99_ms", "max_latency_ms", "first_error")
 
 
+EXTRA_KEYS = ("overload", "durability", "node_loss")
+
+
 def row_json(r: dict[str, Any]) -> dict[str, Any]:
-    """A row's keys as every row has them; an overload row adds its ``overload`` counts."""
-    return {**{k: r[k] for k in ROW_KEYS}, **({"overload": r["overload"]} if "overload" in r else {})}
+    """A row's keys as every row has them; an overload, durability or node-loss row adds its own counts."""
+    return {**{k: r[k] for k in ROW_KEYS}, **{k: r[k] for k in EXTRA_KEYS if k in r}}
 
 
 def main() -> int:
@@ -752,6 +774,11 @@ def main() -> int:
     from providers.vector_stores import embedded_postgres
     from serve_app.main import ensure_ray, start_registry
 
+    if args.only and args.only in _node_loss.NAME:  # a cluster of its own (three raylets)
+        rows = _node_loss.rows()
+        print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
+                          "faults": [row_json(r) for r in rows]}))
+        return 0
     if args.only and args.only in "overload":
         rows = run_overload(args.quick)
         print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
@@ -765,7 +792,9 @@ def main() -> int:
     try:
         info = start_registry(parse_config(registry_config(tmp, fault_file)))
         rows = asyncio.run(run_all(info, tmp, fault_file, args.quick, args.only))
-        http_cases, http_failures, http_examples = fuzz_http(info["http"], 3 if args.quick else 15)
+        # --only: the faults asked for, not the fuzzing (minutes of it)
+        http_cases, http_failures, http_examples = (0, 0, []) if args.only else fuzz_http(
+            info["http"], 3 if args.quick else 15)
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -775,7 +804,9 @@ def main() -> int:
         embedded_valkey.release(tmp / "valkey", set())
     if not args.only:
         rows += run_overload(args.quick)
-    config_cases, config_failures, config_examples = fuzz_config(200 if args.quick else 2000)
+        rows += _node_loss.rows()
+    config_cases, config_failures, config_examples = (0, 0, []) if args.only else fuzz_config(
+        200 if args.quick else 2000)
     fuzz = {"fuzz_cases": http_cases + config_cases, "fuzz_failures": http_failures + config_failures,
             "http_cases": http_cases, "config_cases": config_cases,
             "fuzz_failure_examples": http_examples + config_examples}

