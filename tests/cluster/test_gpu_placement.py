@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 import pytest
 
 from providers.net import free_port
+from tests.cluster.conftest import PROCESS_AUTH
 from tests.processes import processes_under, stop_processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +69,7 @@ def gpu_cluster():
     # token auth on by itself (scripts.py `start`, maybe_enable_token_auth_if_token_available,
     # head only), and the second node, not doing so, is refused by the GCS. Set
     # before Ray is imported: its RayConfig reads RAY_AUTH_MODE once per process.
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    auth = PROCESS_AUTH  # one token for the whole process (tests/cluster/conftest.py)
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)
     import ray

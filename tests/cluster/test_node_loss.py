@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -40,6 +39,7 @@ import httpx
 import pytest
 
 from providers.net import free_port
+from tests.cluster.conftest import PROCESS_AUTH
 from tests.crash import sigkill
 from tests.processes import processes_under, stop_processes_under
 
@@ -82,7 +82,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster():
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # see test_gpu_placement.py
+    auth = PROCESS_AUTH  # one token for the whole process (tests/cluster/conftest.py)
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)
     import ray
