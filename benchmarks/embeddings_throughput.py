@@ -26,6 +26,10 @@ backend's. On 2 cores the load generator competes with the server for CPU;
 wrk costs least. Compare backends within one run: the machine's other load
 moves absolute figures. Usage:
 python benchmarks/embeddings_throughput.py [--quick] [--backend torch,onnx,openvino,onnx-int8] [--plot PATH]
+
+On a cluster, or against a running registry (docs/benchmarks.md#on-a-cluster): --address,
+--config or --registry-url/--app-name, --provider; --rate R1,R2 (open loop, Poisson), --duration,
+--concurrency, --clients N. Those modes measure the served path only (key "points").
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import functools
 import json
 import os
 import re
@@ -48,6 +53,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks._backends import BACKENDS  # noqa: E402
+from benchmarks._load import add_load_args, measure  # noqa: E402
+from benchmarks._target import add_target_args, describe_environment, mode_of, open_target, write_result  # noqa: E402
 from providers.net import free_port  # noqa: E402
 
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
@@ -317,14 +324,41 @@ def registry_config(port: int, name: str, cache_dir: Path) -> object:
     })
 
 
+def served_only(args: argparse.Namespace) -> int:
+    """Another registry, a config's provider, or load flags: the served path only
+    (benchmarks/_load.py), as one JSON object with key ``points``."""
+    cache_dir = Path(tempfile.mkdtemp(prefix="export-cache-", dir="/tmp"))
+    try:
+        own = functools.partial(registry_config, name=args.backend.split(",")[0], cache_dir=cache_dir)
+        result = measure(args, "embeddings_throughput", own, sentences(2048))
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    write_result(args.out, "embeddings_throughput", result)
+    print(json.dumps(result))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs (about a minute in all for one backend)")
     ap.add_argument("--backend", default="torch",
                     help=f"comma-separated, first is the top-level one: {', '.join(BACKENDS)}")
-    ap.add_argument("--plot", default=str(ROOT / "benchmarks" / "results" / "embeddings_throughput.png"))
+    ap.add_argument("--plot", default=None, help="default: <--out>/embeddings_throughput.png")
     ap.add_argument("--generator", choices=["auto", "wrk", "asyncio"], default="auto")
+    ap.add_argument("--ingress", choices=["haproxy", "proxy", "both"], default=None,
+                    help="HTTP ingress of the local Ray this starts (serve_app/ingress.py; default: "
+                    "PROVIDER_REGISTRY_INGRESS, else haproxy); both: one run each, key by_ingress")
+    add_target_args(ap)
+    add_load_args(ap)
     args = ap.parse_args()
+    if args.ingress == "both":
+        return both_ingresses()
+    if args.ingress:
+        os.environ["PROVIDER_REGISTRY_INGRESS"] = args.ingress
+    args.plot = args.plot or str(Path(args.out) / "embeddings_throughput.png")
+    if (mode_of(args) != "own" or args.provider != "embeddings/minilm" or args.rate or args.concurrency
+            or args.duration or args.clients > 1):
+        return served_only(args)
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
@@ -342,19 +376,15 @@ def main() -> int:
         by_backend[name] = asyncio.run(offline_figures(name, texts, 4.0 if args.quick else 10.0, cache_dir))
     offline = by_backend[backends[0]]["offline_sentences_per_s"]
 
-    from ray import serve
-
-    from serve_app.main import ensure_ray, start_registry
-
     full_grid = [(tpr, c) for tpr in (1, 32) for c in (1, 16, 64)]
     errors = 0
-    ensure_ray(address="local")
+    target = open_target(args)  # a local Ray of its own, or --address
     try:
         for i, name in enumerate(backends):
             t = time.perf_counter()
-            info = start_registry(registry_config(free_port(), name, cache_dir))
+            target.deploy(registry_config(free_port(), name, cache_dir))
             by_backend[name]["served_start_s"] = round(time.perf_counter() - t, 1)  # export cache warm
-            grid = served_grid(info["http"] + "/v1/embeddings", texts, seconds, generator,
+            grid = served_grid(target.url + "/v1/embeddings", texts, seconds, generator,
                                full_grid if i == 0 else [(1, 64), (32, 16)])
             errors += sum(s["errors"] for s in grid)
             c64 = next(s for s in grid if s["concurrency"] == 64 and s["texts_per_request"] == 1)
@@ -366,14 +396,13 @@ def main() -> int:
                 c64["sentences_per_s"] / by_backend[name]["offline_sentences_per_s"], 3)
             if i == 0:
                 served = grid
-                overhead = asyncio.run(router_overhead("bench", "bench--embeddings--minilm--v1",
+                overhead = asyncio.run(router_overhead(target.app_name, f"{target.app_name}--embeddings--minilm--v1",
                                                        100 if args.quick else 500))
-            serve.shutdown()
+                environment = describe_environment(target)
+            target.remove()
     finally:
-        serve.shutdown()
-        import ray
-
-        ray.shutdown()
+        target.remove()
+        target.close()
         shutil.rmtree(cache_dir, ignore_errors=True)
 
     plot(offline, served, Path(args.plot))
@@ -405,7 +434,56 @@ def main() -> int:
         "by_backend": by_backend,
         "zero_errors": errors == 0,  # every backend's served points
         "plot": args.plot,
+        "ingress": ingress_in_effect(),
+        "environment": environment,
     }
+    write_result(args.out, "embeddings_throughput", result)
+    print(json.dumps(result))
+    return 0
+
+
+def ingress_in_effect() -> str:
+    """The ingress of the local Ray this run started; "cluster" for one it joined (its own choice)."""
+    from serve_app import main as registry_main
+
+    return registry_main.LOCAL_INGRESS or "cluster"
+
+
+# What --ingress both compares, from each run's JSON.
+INGRESS_KEYS = ("offline_sentences_per_s", "c64_one_text_vs_offline", "router_overhead_p50_ms",
+                "router_p50_ms", "direct_handle_p50_ms", "python_overhead_p50_ms",
+                "python_via_router_overhead_p50_ms", "zero_errors")
+
+
+def both_ingresses() -> int:
+    """One run per ingress, each in a process of its own (the ingress is chosen when Ray
+    starts, from the environment); the HAProxy run's keys at the top, both under by_ingress."""
+    import subprocess
+
+    argv, rest = [], iter(sys.argv[1:])
+    for a in rest:  # every argument but --ingress and its value (and --plot: one plot per run)
+        if a in ("--ingress", "--plot"):
+            next(rest, None)
+        elif not a.startswith(("--ingress=", "--plot=")):
+            argv.append(a)
+    runs = {}
+    for ingress in ("proxy", "haproxy"):
+        plot = ["--plot", str(ROOT / "benchmarks" / "results" / f"embeddings_throughput_{ingress}.png")]
+        proc = subprocess.run([sys.executable, __file__, *argv, "--ingress", ingress, *plot], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            print(f"the {ingress} run failed (exit {proc.returncode})", file=sys.stderr)
+            return 1
+        runs[ingress] = json.loads(lines[-1])
+        c64 = next(s for s in runs[ingress]["served"] if s["concurrency"] == 64 and s["texts_per_request"] == 1)
+        print(f"{ingress}: c64 one text {c64['sentences_per_s']} sentences/s", file=sys.stderr, flush=True)
+    result = {**runs["haproxy"], "by_ingress": {
+        name: {**{k: run[k] for k in INGRESS_KEYS},
+               "c64_one_text_sentences_per_s": next(s["sentences_per_s"] for s in run["served"]
+                                                    if s["concurrency"] == 64 and s["texts_per_request"] == 1),
+               "served": run["served"]}
+        for name, run in runs.items()}}
     print(json.dumps(result))
     return 0
 

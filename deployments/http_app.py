@@ -10,6 +10,7 @@ from deployments.admin_api import AdminRoutes
 from deployments.graph_api import GraphRoutes
 from deployments.http_api import BodyReader, CoreRoutes, mount, new_app
 from deployments.mcp_server import mount_mcp
+from deployments.peer_guard import LocalPeersOnly, is_loopback
 from deployments.tools_api import ToolRoutes
 from deployments.ui_api import UiRoutes
 from deployments.vector_api import VectorStoreRoutes
@@ -28,4 +29,6 @@ def build_http_app(core: Any, *, observability: Any, lifecycle: Any, rollout: An
           GraphRoutes(core, body),
           AdminRoutes(core, lifecycle, rollout, vectors, body, applier),
           UiRoutes(events))  # last: its `/` claims only what no other route does
+    if is_loopback(core.settings.http_host):  # HAProxy's direct ingress binds the router everywhere
+        app.add_middleware(LocalPeersOnly)
     return app

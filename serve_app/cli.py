@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("file")
     ap.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     ap.add_argument("--prune", action="store_true", help="delete providers the file does not name")
+    re_ = sub.add_parser("ray-env", help="the environment every node's `ray start` needs for an ingress")
+    re_.add_argument("--ingress", choices=["haproxy", "proxy"], default=None,
+                     help="default: PROVIDER_REGISTRY_INGRESS, else haproxy")
     sc = sub.add_parser("schema", help="JSON Schema of providers.yaml")
     sc.add_argument("-o", "--output", default="-", help="file, or - for stdout")
     target = argparse.ArgumentParser(add_help=False, parents=[remote])
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_forever(args.config)
     if args.command == "check":
         return _check(args.config)
+    if args.command == "ray-env":
+        return _ray_env(args.ingress)
     if args.command == "build":
         return _build(args)
     if args.command == "schema":
@@ -382,6 +387,23 @@ def _emit(text: str, output: str) -> None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         print(f"wrote {output}", file=sys.stderr)
+
+
+def _ray_env(ingress: str | None) -> int:
+    """``export`` lines for a shell: ``eval "$(provider-registry ray-env)"; ray start ...``."""
+    import shlex
+
+    from providers.errors import RegistryError
+    from serve_app import ingress as ingress_switch
+
+    try:
+        chosen = ingress_switch.chosen(ingress)
+    except RegistryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for key, value in ingress_switch.cluster_env(chosen).items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
 
 
 def _check(path: str) -> int:

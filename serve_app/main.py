@@ -17,6 +17,7 @@ from typing import Any
 
 from providers.registry.config import RegistryConfig, load_config
 from providers.registry.table import RouteTable
+from serve_app import ingress as ingress_switch
 from serve_app.startup import StartupPhases, stack_memory
 
 logger = logging.getLogger(__name__)
@@ -81,11 +82,13 @@ def resolve_address(address: str | None, probe_s: float = 2.0, temp_dir: str | N
 
 
 def ensure_ray(address: str | None = None, num_cpus: float | None = None,
-               env_vars: dict[str, str] | None = None) -> str:
+               env_vars: dict[str, str] | None = None, ingress: str | None = None) -> str:
     """Start (or join) Ray with the environment every replica needs; say which.
 
-    A local instance gets ``num_cpus`` logical CPUs (default `local_num_cpus`);
-    a cluster being joined keeps its own. Returns ``"local"`` or the address joined.
+    A local instance gets ``num_cpus`` logical CPUs (default `local_num_cpus`)
+    and the HTTP ingress ``ingress`` (serve_app/ingress.py: the config's
+    ``registry.ingress``, overridden by PROVIDER_REGISTRY_INGRESS); a cluster
+    being joined keeps its own of both. Returns ``"local"`` or the address joined.
 
     ``env_vars`` go through runtime_env, which Ray writes to its logs in
     clear (runtime_env_agent.log): never put a secret there. Secrets (the
@@ -110,10 +113,16 @@ def ensure_ray(address: str | None = None, num_cpus: float | None = None,
         return target
     # The raylet and GCS inherit this process's environment: Ray reads RAY_* there.
     os.environ.update({k: os.environ.get(k, v) for k, v in LEAN_LOCAL_RAY_ENV.items()})
-    with _lean_local_head():
+    global LOCAL_INGRESS
+    LOCAL_INGRESS = ingress_switch.chosen(ingress)
+    with ingress_switch.for_ray_start(LOCAL_INGRESS), _lean_local_head():
         ray.init(address=target, num_cpus=num_cpus or local_num_cpus(), include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": env})
     return "local"
+
+
+# The ingress the local Ray instance this process started runs (None: none started).
+LOCAL_INGRESS: str | None = None
 
 
 # A local instance is one machine's registry, not a cluster: what Ray starts for a
@@ -242,7 +251,7 @@ def serve_forever(config_path: str) -> int:
             config = load_config(config_path)
             check_port_free(config.registry.http_host, config.registry.http_port)
         with phases.phase("Ray"):
-            where = ensure_ray()
+            where = ensure_ray(ingress=config.registry.ingress)
         # SIGTERM (`kill`, a container or service stop) stops as cleanly as Ctrl-C: Serve,
         # the embedded databases, then the local Ray instance with this process. Set
         # after ray.init, whose own handler exits at once and left Ray's agents running.
@@ -303,7 +312,8 @@ def _describe_ray(where: str) -> str:
     cpus = ray.cluster_resources().get("CPU", 0)
     if where == "local":
         return (f"Ray: started a local instance with {cpus:g} logical CPUs ({LOCAL_CPUS_PER_CORE} per core: "
-                f"they admit replicas, they do not reserve cores; {LOCAL_CPUS_ENV} sets another count)")
+                f"they admit replicas, they do not reserve cores; {LOCAL_CPUS_ENV} sets another count)\n"
+                + ingress_switch.describe(LOCAL_INGRESS or ingress_switch.DEFAULT))
     return f"Ray: joined the cluster at {where} ({cpus:g} CPUs); providers get what they ask"
 
 

@@ -283,6 +283,11 @@ class RegistrySettings(StrictModel):
     )
     http_host: str = Field("127.0.0.1", description="Bind address; wider is an explicit choice.")
     http_port: int = Field(8000, ge=1, le=65535, description="HTTP port of Serve's proxy.")
+    ingress: Literal["haproxy", "proxy"] = Field(
+        "haproxy",
+        description="HTTP ingress of a Ray instance the registry starts itself: 'haproxy' (HAProxy and Serve's "
+        "throughput mode) or 'proxy' (Serve's Python proxy). PROVIDER_REGISTRY_INGRESS overrides it; a cluster "
+        "being joined keeps the ingress its `ray start` environment chose (docs/operations.md).")
     allowed_module_prefixes: list[str] = Field(
         default_factory=list,
         description="Module prefixes classes may be loaded from, besides 'providers.'.",

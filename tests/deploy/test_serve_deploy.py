@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from providers.net import free_port
+from serve_app import ingress
 from tests.processes import stop_processes_under
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,9 @@ def cluster():
     # Token authentication on, as ray_cluster.yaml sets it: every `ray`/`serve`
     # command below carries the same token through its environment.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEPLOY_TEST_LABEL": "from-the-cluster-env",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+           "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           # the ingress ray_cluster.yaml's `provider-registry ray-env` sets, HAProxy's files in the test's dir
+           **ingress.ray_env(ingress.chosen(), work / "h")}
     dashboard = free_port()
     subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={free_port()}", f"--temp-dir={work}",
                     "--include-dashboard=true", f"--dashboard-port={dashboard}", "--num-cpus=4",

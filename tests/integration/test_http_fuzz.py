@@ -44,7 +44,7 @@ def operations() -> list[tuple[str, str]]:
 
     from deployments.http_app import build_http_app
 
-    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20))
+    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20, http_host="127.0.0.1"))
     app = build_http_app(core, observability=None, lifecycle=None, rollout=None, vectors=None)
     return [(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops]
 

@@ -118,6 +118,10 @@ def make_serve():
                 pytest.fail(f"`serve` did not stop within {STOP_DEADLINE_S} s of SIGINT; its output:\n{log_text()}")
         log.close()
         stop_rc = proc.returncode
+        # HAProxy's private run directory (its config, admin socket, server state) and its
+        # process go with `serve` (serve_app/ingress.py): nothing of the ingress is left behind.
+        run_dir = state.get("haproxy_run_dir")
+        haproxy_left = run_dir and wait_for(lambda: not run_dir.exists() and not processes_under(str(run_dir)), 60)
         # What the server left behind on its own, given time to end.
         wait_for(lambda: not processes_under(str(work)), 60)
         leftovers = {pid: cmdline(pid) for pid in processes_under(str(work))}
@@ -131,6 +135,9 @@ def make_serve():
         assert not survivors, "processes of the test's Ray instance survived SIGKILL"
         assert stop_rc == 0, f"serve exited {stop_rc}:\n{output[-4000:]}"
         assert not postgres_left, f"the embedded PostgreSQL outlived `serve` (SIGINT): {postgres_left}"
+        if run_dir:
+            assert haproxy_left, (f"HAProxy's run directory {run_dir} or a process using it outlived `serve`: "
+                                  f"exists={run_dir.exists()}, processes={processes_under(str(run_dir))}")
 
 
 @pytest.mark.timeout(STARTUP_DEADLINE_S + SEED_DEADLINE_S + 2 * STOP_DEADLINE_S + 120)
@@ -169,6 +176,21 @@ def test_make_serve_then_the_seeds_examples(make_serve):
     m = re.match(r"Ray: started a local instance with (\d+(?:\.\d+)?) logical CPUs", ray_line)
     assert m, ray_line
     assert float(m.group(1)) == 4 * (os.cpu_count() or 1), ray_line
+    # -- the ingress it chose, said at start (serve_app/ingress.py) ------------------------------
+    ingress_line = next((line for line in out.splitlines() if line.startswith("Ingress:")), None)
+    assert ingress_line, f"no 'Ingress:' line in serve's output:\n{out[-4000:]}"
+    print(ingress_line)
+    if os.environ.get("PROVIDER_REGISTRY_INGRESS", "haproxy") == "haproxy":
+        m = re.match(r"Ingress: HAProxy, .*files under (\S+), stats port (\d+), metrics port (\d+);", ingress_line)
+        assert m, ingress_line
+        run_dir = s["haproxy_run_dir"] = Path(m.group(1))
+        assert oct(run_dir.stat().st_mode & 0o777) == "0o700", "HAProxy's admin socket is mode 666: its dir must be private"
+        assert list(run_dir.glob("*/haproxy.cfg")), f"no HAProxy config under {run_dir}"
+        assert processes_under(str(run_dir)), f"no HAProxy process runs with its files under {run_dir}"
+        stats = httpx.get(f"http://127.0.0.1:{m.group(2)}/stats", timeout=10)
+        assert stats.status_code == 200, f"HAProxy's stats page is not on the port it printed: {stats.status_code}"
+    else:
+        assert ingress_line.startswith("Ingress: Serve's Python proxy"), ingress_line
     # -- the startup table it prints when ready, and nothing Ray starts that a local registry never uses
     assert wait_for(lambda: "\n  ready " in log(), 60), f"no startup table in serve's output:\n{log()[-4000:]}"
     table = log()[log().index("Startup ("):]

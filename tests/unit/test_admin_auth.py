@@ -112,7 +112,7 @@ class _Probe:
     """Stands in for every part of the router: records any method an admin handler reaches."""
 
     def __init__(self) -> None:
-        self.settings = type("S", (), {"admin_token_env": ENV, "max_request_bytes": 1 << 20})()
+        self.settings = type("S", (), {"admin_token_env": ENV, "max_request_bytes": 1 << 20, "http_host": "127.0.0.1"})()
         self.reached: list[str] = []
 
     def __getattr__(self, name: str) -> Any:

@@ -145,7 +145,8 @@ def test_a_score_outside_the_unit_interval_is_the_rerankers_error(score):
 # -- over the real HTTP app: refusals answered before any provider is called ---------------------
 
 def _client():
-    settings = SimpleNamespace(max_request_bytes=1 << 20, max_texts_per_request=4, max_chars_per_text=50)
+    settings = SimpleNamespace(max_request_bytes=1 << 20, max_texts_per_request=4, max_chars_per_text=50,
+                               http_host="127.0.0.1")
     app = build_http_app(SimpleNamespace(settings=settings), observability=None, lifecycle=None, rollout=None,
                          vectors=None)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry")

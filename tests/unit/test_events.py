@@ -117,7 +117,7 @@ def test_a_failing_listener_never_fails_a_call():
 def _client(events: EventLog | None = None) -> httpx.AsyncClient:
     from types import SimpleNamespace
 
-    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20))
+    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20, http_host="127.0.0.1"))
     app = build_http_app(core, observability=None, lifecycle=None, rollout=None, vectors=None, events=events)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry")
 

@@ -13,7 +13,7 @@ from deployments.http_app import build_http_app
 
 
 def _app():
-    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20))
+    core = SimpleNamespace(settings=SimpleNamespace(max_request_bytes=1 << 20, http_host="127.0.0.1"))
     return build_http_app(core, observability=None, lifecycle=None, rollout=None, vectors=None)
 
 
