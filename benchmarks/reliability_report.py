@@ -51,7 +51,18 @@ a failure is a 5xx or a response outside the spec) and config fuzzing
 (hypothesis: random and mutated providers.yaml must end in a config or a
 RegistryError).
 
-    python benchmarks/reliability_report.py [--quick] [--no-readme]
+    python benchmarks/reliability_report.py [--quick] [--no-readme] [--only NAME] [--soak MINUTES]
+
+A long run (issue 16; benchmarks/_soak.py): ``--soak MINUTES`` runs instead
+of the faults and the fuzzing (and writes no docs), on the same kind of
+registry plus a reranker and ``memory.search``: mixed traffic at a modest
+steady rate (embeddings, document writes and search, graph reads and
+episodes, rerank, memory.store and memory.search), a hot swap of the primary
+embedder and a kill of one of its replicas every 2 minutes (every MINUTES/3
+in a shorter soak), requests, errors and p99 per minute, and at start and end
+the RSS (with a slope in MB/hour) and open file descriptors of every process
+of the local Ray instance, per process name, and PostgreSQL's connections.
+Its figures are the last line's ``soak`` key.
 
 Writes the table into docs/reliability.md between the reliability markers
 (unless --no-readme). ``--only NAME`` skips the fuzzing. Last line: one JSON object with ``faults``, ``fuzz_cases``,
@@ -83,6 +94,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _durability  # noqa: E402
 import _node_loss  # noqa: E402
+import _soak  # noqa: E402
 from _timeline import SAMPLE, free_port  # noqa: E402
 
 from tests.integration.sample_providers import set_faults  # noqa: E402  (one-step writes of the fault file)
@@ -765,7 +777,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-readme", action="store_true", help="do not write the table into docs/reliability.md")
     ap.add_argument("--only", help="run the faults whose name contains this (implies --no-readme)")
+    ap.add_argument("--soak", type=float, metavar="MINUTES",
+                    help="a long run of mixed traffic with swaps and kills instead of the faults (implies --no-readme)")
     args = ap.parse_args()
+    if args.soak:
+        soak = _soak.run(sys.modules[__name__], args.soak)
+        print(json.dumps({"benchmark": "reliability_report", "quick": args.quick, "faults": [], "soak": soak}))
+        return 0
 
     import ray
     from ray import serve

@@ -32,7 +32,7 @@ def build_registry_app(args: dict[str, Any]) -> Application:
         # and Retry-After below (ray/serve/_private/http_util.py, BackPressureError branch).
         max_queued_requests=r.max_queued_requests,
         backpressure_config={"status_code": 503, "retry_after_s": r.retry_after_s},
-        ray_actor_options={"num_cpus": r.num_cpus},
+        ray_actor_options={"num_cpus": r.num_cpus, "resources": r.resources},
         logging_config={"encoding": config.registry.log_encoding},
     )
     return deployment.bind(config.model_dump(mode="json", by_alias=True))

@@ -206,6 +206,13 @@ class RouterOptions(StrictModel):
 
     num_replicas: int = Field(1, ge=1, description="Router replicas.")
     num_cpus: float = Field(0.0, ge=0, description="Logical CPUs per router replica.")
+    # With num_cpus 0 a router replica may land on any node, a GPU worker included;
+    # when that node dies the HTTP calls inside the replica fail with it (the Python
+    # proxy answers 500). A resource only the stable nodes declare keeps it off them.
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per router replica: pins routers to the nodes that declare them.",
+    )
     # The router only awaits other replicas; thousands of waiting calls cost
     # little memory. Measured: a 2-hop no-op graph ran 5 req/s at 2,000
     # concurrent calls with the default, 458 req/s with 1,000.
