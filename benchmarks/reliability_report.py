@@ -124,6 +124,8 @@ class Load:
     t0: float = field(default_factory=time.monotonic)
     samples: list[Sample] = field(default_factory=list)
     acked: list[str] = field(default_factory=list)  # document ids written with a 2xx
+    written: list[str] = field(default_factory=list)  # the tag of every write sent, answered or not
+    resent: int = 0  # requests sent a second time after a connection closed without an answer
     errors: list[str] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -138,8 +140,11 @@ class Load:
             if kind == "embed":
                 req = ("POST", "/v1/embeddings", {"model": "primary", "input": [f"text {tag}"]})
             elif kind == "write":
+                # No id: the router gives one (derived from x-request-id, so HAProxy's retry of a
+                # write whose router died writes the same id); the tag finds every copy afterwards.
                 req = ("POST", "/v1/vector_stores/docs/documents",
-                       {"documents": [{"id": tag, "content": f"document {tag}", "metadata": {"n": n}}]})
+                       {"documents": [{"content": f"document {tag}", "metadata": {"n": n, "tag": tag}}]})
+                self.written.append(tag)
             elif kind == "search":
                 req = ("POST", "/v1/vector_stores/docs/search", {"text": f"document {n}", "top_k": 3})
             else:
@@ -147,16 +152,31 @@ class Load:
             start = self.now()
             ok = False
             try:
-                r = await client.request(req[0], self.http + req[1], json=req[2])
+                r = await self._send(client, req)
                 ok = r.status_code < 300
                 if ok and kind == "write":
-                    self.acked.append(tag)
+                    self.acked.extend(r.json()["ids"])
                 elif not ok:
                     self.errors.append(f"{kind} {r.status_code} {r.text[:160]}")
             except Exception as exc:  # connection reset while a router dies: a failed request
                 self.errors.append(f"{kind} {type(exc).__name__}: {str(exc)[:120]}")
             self.samples.append(Sample(start, (self.now() - start) * 1000, ok, kind))
             await asyncio.sleep(0.01)  # a steady stream, not a flood: 2 cores run everything
+
+    async def _send(self, client: Any, req: tuple[str, str, Any]) -> Any:
+        """As docs/reliability.md asks of a client: every request with an x-request-id of
+        its own, sent once more, with the same id, when the connection closed before any
+        answer. HAProxy closes idle keep-alive connections when Serve reloads it (a router
+        replica came or went), and a request written at that moment meets the close;
+        with the same id the second send of a write stores nothing twice."""
+        import httpx
+
+        headers = {"x-request-id": uuid.uuid4().hex}
+        try:
+            return await client.request(req[0], self.http + req[1], json=req[2], headers=headers)
+        except (httpx.RemoteProtocolError, httpx.ConnectError):
+            self.resent += 1
+            return await client.request(req[0], self.http + req[1], json=req[2], headers=headers)
 
     async def run(self, kinds: dict[str, int]) -> None:
         import httpx
@@ -399,13 +419,40 @@ async def run_fault(faults: Faults, http: str, name: str, method: str, kinds: di
     window = [s for s in load.samples if s.t + s.ms / 1000 >= start and s.t <= end]
     failed = [s for s in window if not s.ok]
     lost, unverified = await count_lost(faults, load.acked)
+    duplicated = await count_duplicated(faults, load.written)
     return {"fault": name, "requests": len(window), "failed": len(failed),
             "failed_with_fallback": sum(1 for s in failed if s.kind == "embed"),
-            "recovered_after_s": recovered, "lost": lost, "writes_acknowledged": len(load.acked),
-            "writes_unverified": unverified,
+            "recovered_after_s": recovered, "lost": lost, "duplicated": duplicated, "resent": load.resent,
+            "writes_acknowledged": len(load.acked), "writes_unverified": unverified,
             "error_p99_ms": round(float(np.percentile([s.ms for s in failed], 99)), 1) if failed else None,
             "max_latency_ms": round(max(s.ms for s in window), 1) if window else None,
             "first_error": load.errors[0] if load.errors else None}
+
+
+async def count_duplicated(faults: Faults, tags: list[str]) -> int | None:
+    """Copies beyond the first of every write sent (answered or not), found by its tag:
+    a write that ran twice (a retry of a call whose router died after forwarding it)
+    under two ids. None when a search kept failing (not counted, not zero)."""
+    sem = asyncio.Semaphore(8)
+
+    async def copies(tag: str) -> int | None:
+        async with sem:
+            for _ in range(10):
+                try:
+                    r = await faults.client.post(f"{faults.http}/v1/vector_stores/docs/search",
+                                                 json={"text": f"document {tag}", "top_k": 5, "filters": {"tag": tag}})
+                    if r.status_code == 200:
+                        hits = r.json()["results"]
+                        if len(hits) > 1:
+                            print(f"duplicated write {tag}: {[(h['id'], h.get('created_at')) for h in hits]}",
+                                  flush=True)
+                        return max(0, len(hits) - 1)
+                except Exception:
+                    pass
+                await asyncio.sleep(0.5)
+            return None
+    found = await asyncio.gather(*(copies(t) for t in tags))
+    return None if None in found else sum(found)
 
 
 async def count_lost(faults: Faults, acked: list[str]) -> tuple[int, int]:
@@ -700,12 +747,14 @@ def run_overload(quick: bool) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]], fuzz: dict[str, Any], quick: bool) -> str:
     lines = [f"Measured by `python benchmarks/reliability_report.py{' --quick' if quick else ''}` "
              f"({time.strftime('%Y-%m-%d')}, this 2-core machine):", "",
-             "| fault | requests | failed | failed with a fallback | recovered after (s) | lost | error p99 (ms) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| fault | requests | failed | failed with a fallback | recovered after (s) | lost | duplicated "
+             "| error p99 (ms) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in (r for r in rows if "overload" not in r):
         rec = "not within the wait" if r["recovered_after_s"] is None else r["recovered_after_s"]
         lines.append(f"| {r['fault']} | {r['requests']} | {r['failed']} | {r['failed_with_fallback']} | {rec} "
-                     f"| {r['lost']} | {r['error_p99_ms'] if r['error_p99_ms'] is not None else '-'} |")
+                     f"| {r['lost']} | {'-' if r.get('duplicated') is None else r['duplicated']} "
+                     f"| {r['error_p99_ms'] if r['error_p99_ms'] is not None else '-'} |")
     over = [r for r in rows if "overload" in r]
     if over:
         lines += ["", "Overload (one-text embeddings against `make serve`'s minilm; admitted latency from "
@@ -760,7 +809,7 @@ async def run_all(info: dict[str, Any], tmp: Path, fault_file: Path, quick: bool
     return rows
 
 
-ROW_KEYS = ("fault", "requests", "failed", "recovered_after_s", "lost", "failed_with_fallback",
+ROW_KEYS = ("fault", "requests", "failed", "recovered_after_s", "lost", "duplicated", "resent", "failed_with_fallback",
             "writes_acknowledged", "writes_unverified", "error_p99_ms", "max_latency_ms", "first_error")
 
 
@@ -769,7 +818,7 @@ EXTRA_KEYS = ("overload", "durability", "node_loss")
 
 def row_json(r: dict[str, Any]) -> dict[str, Any]:
     """A row's keys as every row has them; an overload, durability or node-loss row adds its own counts."""
-    return {**{k: r[k] for k in ROW_KEYS}, **{k: r[k] for k in EXTRA_KEYS if k in r}}
+    return {**{k: r.get(k) for k in ROW_KEYS}, **{k: r[k] for k in EXTRA_KEYS if k in r}}
 
 
 def main() -> int:

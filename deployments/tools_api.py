@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments.cohere_shapes import CohereRerankV2Request, api_meta, check_rerank_documents, relevance_scores
 from deployments.http_api import BodyReader, json_body, json_response, registry_error_response, rename_field, route
 from providers.errors import InvalidRequestError
+from providers.idempotency import MAX_KEY_CHARS, REQUEST_ID_HEADER
 from providers.interfaces.rerankers import RerankCandidate
 from providers.registry.limits import check_text, check_tree, limit_error
 from providers.registry.table import Route
@@ -156,10 +157,25 @@ class ToolRoutes:
     async def http_invoke_tool(self, name: str, request: Request) -> Response:
         try:
             arguments = await self.body.json(request, empty_ok=True)
+            arguments = await self._with_idempotency_key(name, arguments, request.headers.get(REQUEST_ID_HEADER))
             result = await self.core.call(TOOL, name, "invoke", [arguments])
         except Exception as exc:
             return registry_error_response(bare_path(exc), param="name")
         return json_response({"tool": name, "result": result})
+
+    async def _with_idempotency_key(self, name: str, arguments: Any, request_id: str | None) -> Any:
+        """A tool that takes an ``idempotency_key`` (memory.store) gets the request's id when
+        the caller set none, so HAProxy's retry of the call writes the same ids again
+        (providers/idempotency.py). The schema is read once per tool version (describe)."""
+        if not request_id or not isinstance(arguments, dict) or "idempotency_key" in arguments:
+            return arguments
+        try:
+            schema = (await self.core.describe(TOOL, name))["getters"].get("get_input_schema") or {}
+        except Exception:  # the call itself names what is wrong with the tool
+            return arguments
+        if "idempotency_key" not in (schema.get("properties") or {}):
+            return arguments
+        return {**arguments, "idempotency_key": request_id[:MAX_KEY_CHARS]}
 
     @route("POST", "/v1/rerank", openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:

@@ -28,6 +28,7 @@ from deployments.router_core import RouterCore
 from deployments.table_store import TABLE_POLL_S
 from deployments.vector_space_guard import FROZEN_KEY, VS, embedding_space
 from providers.errors import ConfigError, InvalidRequestError
+from providers.idempotency import REQUEST_ID_HEADER, write_id
 from providers.interfaces.vector_stores import VectorDocument
 from providers.registry.limits import check_call, check_text, limit_error
 from providers.registry.loading import load_provider_class
@@ -288,8 +289,11 @@ class VectorStoreRoutes:
         try:
             body = await self.body.parse(request, UpsertRequest)
             await self.core.route(VS, name)
-            docs = [VectorDocument(id=d.id or str(uuid.uuid4()), content=d.content, embedding=d.embedding,
-                                   metadata=d.metadata, created_at=d.created_at) for d in body.documents]
+            # Ids the caller left out repeat when HAProxy sends the request again (providers/idempotency.py).
+            key = request.headers.get(REQUEST_ID_HEADER)
+            docs = [VectorDocument(id=d.id or write_id(key, f"vector_stores/{name}", i, d.content),
+                                   content=d.content, embedding=d.embedding, metadata=d.metadata,
+                                   created_at=d.created_at) for i, d in enumerate(body.documents)]
             # The limits of store_documents, before any embedding work is spent on a batch they refuse.
             check_call("store_documents", [docs], {}, self.core.settings)
             missing = [i for i, d in enumerate(docs) if d.embedding is None]

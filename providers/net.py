@@ -10,3 +10,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_in(low: int, high: int, host: str = "0.0.0.0", tries: int = 200) -> int:
+    """A port in [low, high) that ``host`` can bind at the moment of the call, drawn at random.
+
+    For a port bound seconds later by another process: outside the kernel's ephemeral
+    range, the one `free_port` draws from, no outgoing connection or port-0 listener
+    takes it in between.
+    """
+    import random
+
+    for port in random.sample(range(low, high), min(tries, high - low)):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {low}-{high - 1} after {tries} tries")

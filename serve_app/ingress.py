@@ -69,6 +69,28 @@ def chosen(configured: str | None = None) -> str:
     return value
 
 
+# A request inside a router replica that dies (the connection closes without an answer)
+# goes to another replica: "empty-response" beside Ray's default "conn-failure". Safe
+# because the registry's writes are upserts by id, and ids a caller left out derive from
+# the request's x-request-id, which the retry carries (providers/idempotency.py).
+# "500" too: the router never answers 500 (every error leaves as JSON 4xx/502/503/504),
+# so a 500 is Serve's own plain "Internal Server Error": seen once in five router kills,
+# likely a provider app's direct-ingress port (which answers 500 to everything) reached
+# through a stale server entry of the dead router. Not "response-timeout" (a slow call
+# would run twice) nor "503" (backpressure is deliberate). Measured (reliability report,
+# router replica killed): docs/reliability.md.
+RETRY_ON = "conn-failure empty-response 500"
+
+
+# HAProxy binds its stats and metrics ports (all interfaces) seconds after Ray starts.
+# Drawn from the kernel's ephemeral range (free_port), such a port was once taken in
+# between: "cannot bind socket (Address already in use) for [0.0.0.0:34933]", HAProxy
+# exited and Serve never started (2026-12-05). Ray's processes draw their listeners and
+# every outgoing connection from that range (32768-60999 here); these come from below
+# it, above Ray's worker ports (10002-19999) and below Serve's direct-ingress ports (30000+).
+HAPROXY_PORT_RANGE = (20000, 30000)
+
+
 def cluster_env(ingress: str) -> dict[str, str]:
     """The switches every node's ``ray start`` needs for ``ingress`` (``provider-registry
     ray-env`` prints them). A cluster node is a machine of its own: HAProxy's files stay in
@@ -86,6 +108,7 @@ def cluster_env(ingress: str) -> dict[str, str]:
         # replica's "initialized ready" line never reached its file (test_provider_logs
         # waited 130 s for it). Operators read those files; every record is written at once.
         "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": str(LOG_BUFFER_RECORDS),
+        "RAY_SERVE_HAPROXY_RETRY_ON": RETRY_ON,
     }
 
 
@@ -96,7 +119,7 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
     """
     if ingress == "proxy":
         return {}
-    from providers.net import free_port
+    from providers.net import free_port_in
 
     if run_dir is None:
         run_dir = _private_run_dir()
@@ -114,8 +137,8 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(run_dir / "metrics.sock"),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port_in(*HAPROXY_PORT_RANGE)),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port_in(*HAPROXY_PORT_RANGE)),
     }
 
 

@@ -20,7 +20,6 @@ entities and relationships as an episode.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +28,7 @@ from pydantic import Field
 
 from providers.config_base import NAME_PATTERN, ProviderConfig, parse_provider_config
 from providers.errors import InvalidRequestError
+from providers.idempotency import write_id
 from providers.interfaces.rerankers import RerankCandidate
 from providers.interfaces.tools import Tool
 from providers.interfaces.vector_stores import VectorDocument
@@ -107,6 +107,10 @@ class MemoryStoreTool(_MemoryTool):
             "properties": {
                 "memories": {"type": "array", "items": memory, "minItems": 1, "maxItems": MAX_MEMORIES_PER_CALL},
                 "source": {"type": "string", "maxLength": 200, "description": "Where the memories came from."},
+                # The registry's HTTP route fills it from x-request-id (providers/idempotency.py).
+                "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200,
+                                    "description": "Memories without an id get ids derived from it: the same "
+                                                   "call sent again stores them once."},
                 # Checked here, before anything is written: a bad entity must not
                 # leave the memories stored and the episode missing.
                 "entities": {"type": "array", "maxItems": 1000, "items": {
@@ -143,10 +147,11 @@ class MemoryStoreTool(_MemoryTool):
         except InvalidRequestError as exc:  # the caller sent memories, not texts: name what they sent
             raise as_memories_error(exc) from None
         now = datetime.now(timezone.utc)
-        docs = [VectorDocument(id=m.get("id") or str(uuid.uuid4()), content=m["content"], embedding=v,
-                               metadata={**m.get("metadata", {}), **({"source": source} if source else {})},
+        key = arguments.get("idempotency_key")
+        docs = [VectorDocument(id=m.get("id") or write_id(key, "memory.store", i, m["content"]), content=m["content"],
+                               embedding=v, metadata={**m.get("metadata", {}), **({"source": source} if source else {})},
                                created_at=now)
-                for m, v in zip(memories, vectors)]
+                for i, (m, v) in enumerate(zip(memories, vectors))]
         ids = await store.store_documents(docs)
         result: dict[str, Any] = {"ids": ids, "stored": len(ids), "vector_store": cfg.vector_store}
         if arguments.get("entities") or arguments.get("relationships"):

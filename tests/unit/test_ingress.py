@@ -8,6 +8,7 @@ Ray reads it (HAProxy runs, its files live where it says, nothing outlives
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -78,9 +79,32 @@ def test_ray_env_prints_what_every_nodes_ray_start_needs():
     out = subprocess.run([sys.executable, "-m", "serve_app", "ray-env"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, ingress.INGRESS_ENV: "haproxy"}, timeout=120)
     assert out.returncode == 0, out.stderr
-    lines = dict(line.removeprefix("export ").split("=", 1) for line in out.stdout.splitlines())
+    # As the shell reads them: values with spaces (HAProxy's retry-on) come quoted.
+    lines = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in out.stdout.splitlines())
+    assert lines["RAY_SERVE_HAPROXY_RETRY_ON"] == ingress.RETRY_ON
     assert lines == ingress.cluster_env("haproxy")
     assert not any("HAPROXY_CONFIG_FILE_LOC" in k for k in lines)  # a node's own paths stay Ray's
     proxy = subprocess.run([sys.executable, "-m", "serve_app", "ray-env", "--ingress", "proxy"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert "export RAY_SERVE_ENABLE_HA_PROXY=0" in proxy.stdout
+
+
+def test_haproxy_ports_come_from_outside_the_ephemeral_range():
+    env = ingress.ray_env("haproxy")  # its private run dir goes at exit
+    low, high = ingress.HAPROXY_PORT_RANGE
+    ports = [int(env["RAY_SERVE_HAPROXY_STATS_PORT"]), int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])]
+    assert all(low <= p < high for p in ports), ports
+    lo_ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    assert high <= lo_ephemeral  # the kernel never hands these out to a port-0 bind or a connection
+
+
+def test_free_port_in_skips_a_taken_port():
+    import socket
+
+    from providers.net import free_port_in
+
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        taken = held.getsockname()[1]
+        with pytest.raises(OSError, match=f"no free port in {taken}-{taken}"):
+            free_port_in(taken, taken + 1)
