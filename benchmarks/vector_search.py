@@ -10,6 +10,9 @@ For pgvector (HNSW at ef_search 40 and 100) and Qdrant (local mode), on N
                    deployment -> provider deployment -> database)
     qps_python     the same API routed in this process, one hop
                    (ProviderRegistry(direct=True) -> provider deployment)
+    qps_http       the same searches as HTTP (POST /v1/vector_stores/{name}/search
+                   with the query vector; ingress -> router -> provider), through
+                   ``--concurrency`` keep-alive connections
     p50_ms/p99_ms  latency through the registry
     insert_per_s   documents/s stored by the provider class in batches of 1000
                    (pgvector: binary COPY + one upsert per batch)
@@ -142,8 +145,21 @@ async def direct_phase(kind: str, config: dict, data: np.ndarray, queries: np.nd
     return insert_rate, build_s, out
 
 
+def http_search(client, url: str):
+    """A search over HTTP answering what ``store.search_similar`` answers (objects with ``id``)."""
+    from types import SimpleNamespace
+
+    async def search(q: np.ndarray) -> list[SimpleNamespace]:
+        r = await client.post(url, json={"embedding": q.tolist(), "top_k": 10})
+        r.raise_for_status()
+        return [SimpleNamespace(id=h["id"]) for h in r.json()["results"]]
+    return search
+
+
 async def registry_phase(name: str, class_path: str, config: dict, queries: np.ndarray,
-                         truth: list[set[int]], concurrency: int, ef_values: list[int | None]) -> dict:
+                         truth: list[set[int]], concurrency: int, ef_values: list[int | None], http: str) -> dict:
+    import httpx
+
     from serve_app import ProviderRegistry, ProviderType, provider_registry
 
     await provider_registry.register_provider(ProviderType.VECTOR_STORE, name, class_path, config,
@@ -158,10 +174,15 @@ async def registry_phase(name: str, class_path: str, config: dict, queries: np.n
         one_hop = await ProviderRegistry(direct=True).get_provider(ProviderType.VECTOR_STORE, name)
         fast = await timed_searches(lambda q, store=one_hop: store.search_similar(q, top_k=10), queries,
                                     concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            web = await timed_searches(http_search(client, f"{http}/v1/vector_stores/{name}/search"), queries,
+                                       concurrency)
         out[ef] = {"recall_registry": recall(run["hits"], truth), "qps_registry": run["qps"],
                    "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"],
                    "recall_python": recall(fast["hits"], truth), "qps_python": fast["qps"],
-                   "p50_python_ms": fast["p50_ms"]}
+                   "p50_python_ms": fast["p50_ms"],
+                   "recall_http": recall(web["hits"], truth), "qps_http": web["qps"], "p50_http_ms": web["p50_ms"]}
     await provider_registry.delete_provider(ProviderType.VECTOR_STORE, name)
     return out
 
@@ -188,10 +209,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
         builds["pgvector_hnsw_s"] = pg_build
 
         ensure_ray(address="local", num_cpus=4)
-        start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port()}}))
+        http = start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port()}}))["http"]
         pg_reg = await registry_phase("bench-pg", PG, {**pg_config, "index": {"ef_search": 40}}, queries, truth,
-                                      args.concurrency, [None, 100])
-        qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None])
+                                      args.concurrency, [None, 100], http)
+        qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None],
+                                      http)
         for ef, reg_key in ((40, None), (100, 100)):
             results.append({"store": "pgvector", "ef_search": ef, "default": ef == 100,
                             **pg_direct[ef], **pg_reg[reg_key]})
@@ -210,8 +232,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
     for r in results:
         r["registry_share_of_direct"] = round(r["qps_registry"] / r["qps_direct"], 3)
         r["python_share_of_direct"] = round(r["qps_python"] / r["qps_direct"], 3)
-        for key in ("recall_at_10", "recall_registry", "recall_python", "qps_direct", "qps_registry", "qps_python",
-                    "p50_ms", "p99_ms", "p50_direct_ms", "p50_python_ms"):
+        r["http_share_of_direct"] = round(r["qps_http"] / r["qps_direct"], 3)
+        for key in ("recall_at_10", "recall_registry", "recall_python", "recall_http", "qps_direct", "qps_registry",
+                    "qps_python", "qps_http", "p50_ms", "p99_ms", "p50_direct_ms", "p50_python_ms", "p50_http_ms"):
             r[key] = round(r[key], 4 if "recall" in key else 2)
     return {"benchmark": "vector_search", "n": args.n, "dim": DIM, "queries": args.queries,
             "data": {"kind": "clustered", "centers": CENTERS, "sigma": SIGMA, "mean_top1_cos": round(top1, 3)},
@@ -219,7 +242,14 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             "insert_per_s": round(inserts["pgvector"], 1),
             "insert_per_s_by_store": {k: round(v, 1) for k, v in inserts.items()},
             "index_build_s": {k: round(v, 2) for k, v in builds.items()},
-            "targets": {"recall_at_10_default": ">= 0.95", "qps_python_share": ">= 0.70"}}
+            "ingress": ingress_in_effect(),
+            "targets": {"recall_at_10_default": ">= 0.95", "qps_python_share": ">= 0.70", "qps_http_share": ">= 0.40"}}
+
+
+def ingress_in_effect() -> str:
+    from serve_app import ingress
+
+    return ingress.chosen()
 
 
 def main() -> int:

@@ -130,6 +130,11 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
 
         raise ConfigError(f"HAProxy's run directory {run_dir} is longer than {MAX_RUN_DIR_CHARS} characters: "
                           "its sockets would exceed HAProxy's 97-byte limit", "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC")
+    ports: list[int] = []
+    while len(ports) < 4:  # four different ones: each draw only knows the port is free now
+        port = free_port_in(*HAPROXY_PORT_RANGE)
+        if port not in ports:
+            ports.append(port)
     return {
         **cluster_env(ingress),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
@@ -137,8 +142,13 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(run_dir / "metrics.sock"),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port_in(*HAPROXY_PORT_RANGE)),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port_in(*HAPROXY_PORT_RANGE)),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(ports[0]),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(ports[1]),
+        # With HAProxy, Serve still starts a Python proxy on the head as HAProxy's fallback
+        # server (ray/serve/_private/proxy_state.py, _start_fallback_proxy_if_needed) at a
+        # fixed 8500 (gRPC 9500): a second registry on the machine could not bind it.
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(ports[2]),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(ports[3]),
     }
 
 

@@ -92,8 +92,9 @@ def test_ray_env_prints_what_every_nodes_ray_start_needs():
 def test_haproxy_ports_come_from_outside_the_ephemeral_range():
     env = ingress.ray_env("haproxy")  # its private run dir goes at exit
     low, high = ingress.HAPROXY_PORT_RANGE
-    ports = [int(env["RAY_SERVE_HAPROXY_STATS_PORT"]), int(env["RAY_SERVE_HAPROXY_METRICS_PORT"])]
-    assert all(low <= p < high for p in ports), ports
+    ports = [int(env[k]) for k in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+                                   "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")]
+    assert all(low <= p < high for p in ports) and len(set(ports)) == 4, ports
     lo_ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     assert high <= lo_ephemeral  # the kernel never hands these out to a port-0 bind or a connection
 
