@@ -75,6 +75,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -841,6 +842,12 @@ def main() -> int:
     from providers.vector_stores import embedded_postgres
     from serve_app.main import ensure_ray, start_registry
 
+    # The overload rows drive 2,000 connections with Debian's wrk: said at once, not
+    # after 15 minutes of faults and fuzzing (a run on a fresh machine died there).
+    if (not args.only or args.only in "overload") and not shutil.which("wrk"):
+        print("error: the overload rows need wrk (Debian: apt-get install wrk); "
+              "--only NAME runs other rows without it", file=sys.stderr)
+        return 2
     if args.only and args.only in _node_loss.NAME:  # a cluster of its own (three raylets)
         rows = _node_loss.rows()
         print(json.dumps({"benchmark": "reliability_report", "quick": args.quick,
