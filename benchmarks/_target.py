@@ -28,6 +28,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,12 +169,15 @@ def open_target(args: argparse.Namespace, need_ray: bool = True) -> Target:
     return target
 
 
-def config_subset(path: str, ptype: str, name: str, http_port: int | None = None) -> tuple[Any, str]:
+def config_subset(path: str, ptype: str, name: str, http_port: int | None = None,
+                  keep_fallbacks: bool = False, also: tuple[tuple[str, str], ...] = ()) -> tuple[Any, str]:
     """The file's ``ptype/name`` and what it depends on (transitively), and the file's hash.
 
     The rest of the file (a store with an embedded PostgreSQL, a graph, fallback
     twins) is not what is measured: left out, it costs neither start-up, GPUs nor
-    CPU beside the load."""
+    CPU beside the load. ``keep_fallbacks``: the chosen provider's fallback chain
+    stays (failover measures the switch to it); ``also``: more providers the
+    benchmark needs beside the measured one (memory.store to fill memory.search)."""
     import yaml
 
     from providers.registry.config import parse_config
@@ -184,7 +188,7 @@ def config_subset(path: str, ptype: str, name: str, http_port: int | None = None
     doc = yaml.safe_load(raw) or {}
     entries = {(t, n): e for t, section in doc.items() if t != "registry" and isinstance(section, dict)
                for n, e in (section.get("providers") or {}).items()}
-    wanted, todo = set(), [(ptype, name)]
+    wanted, todo = set(), [(ptype, name), *also]
     shared_cache = ((doc.get("registry") or {}).get("embedding_cache") or {}).get("cache")
     if shared_cache:  # the registry's own settings name it
         todo.append(("cache", shared_cache))
@@ -198,6 +202,8 @@ def config_subset(path: str, ptype: str, name: str, http_port: int | None = None
         wanted.add(key)
         entry = entries[key] or {}
         todo += [tuple(d.split("/", 1)) for d in entry.get("depends_on") or []]
+        if keep_fallbacks and key == (ptype, name):
+            todo += [(ptype, f) for f in entry.get("fallback") or []]
         if entry.get("embedder"):  # a store's embedding-space guard names its embedder
             todo.append(("embeddings", entry["embedder"]))
     out: dict[str, Any] = {"registry": dict(doc.get("registry") or {})}
@@ -210,6 +216,70 @@ def config_subset(path: str, ptype: str, name: str, http_port: int | None = None
     if http_port is not None:
         out["registry"]["http_port"] = http_port
     return parse_config(out, source=path), _hash(raw)
+
+
+def deploy_chosen(target: Target, args: argparse.Namespace, own_config: Callable[[int], Any] | None,
+                  adapt: Callable[[Any], None] | None = None, keep_fallbacks: bool = False,
+                  also: tuple[tuple[str, str], ...] = ()) -> None:
+    """Deploy what the flags name: ``--config``'s provider (``adapt`` may edit the parsed
+    config first: a table of the run's own), or the benchmark's ``own_config(http_port)``.
+    A running registry (``--registry-url``) gets nothing."""
+    from providers.net import free_port
+
+    if target.mode == "config":
+        config, target.config_hash = config_subset(args.config, target.ptype, target.name, free_port(),
+                                                   keep_fallbacks=keep_fallbacks, also=also)
+        if adapt is not None:
+            adapt(config)
+        target.deploy(config)
+    elif target.mode == "own" and own_config is not None:
+        target.deploy(own_config(free_port()))
+
+
+def finish(target: Target) -> list[str]:
+    """Remove what this run deployed (never anything else), disconnect; what is left, by name."""
+    try:
+        return target.remove() if target.deployed else []
+    finally:
+        target.close()
+
+
+def target_fields(target: Target, left: list[str]) -> dict[str, Any]:
+    """The keys every benchmark's JSON carries about where it measured."""
+    return {"mode": target.mode, "provider": f"{target.ptype}/{target.name}", "registry_url": target.url,
+            "app_name": target.app_name, "left_deployed": left}
+
+
+def refuse_running(args: argparse.Namespace, benchmark: str, why: str) -> None:
+    """Exit 2 before touching anything: with ``--registry-url`` this benchmark would have to
+    change or stop what it did not start (the rule: it never does)."""
+    if mode_of(args) == "running":
+        import sys
+
+        print(f"{benchmark}: --registry-url measures a registry read-only, and this benchmark {why}. "
+                         "Use --config providers.yaml (with --address for a cluster): it deploys its own copy "
+                         "of the provider under an app name of its own and removes exactly that afterwards.",
+              file=sys.stderr)
+        raise SystemExit(2)
+
+
+def private_tables(tag: str) -> Callable[[Any], None]:
+    """For ``deploy_chosen(adapt=...)``: every vector store of the subset writes to a
+    table/collection of the run's own (``bench_<tag>``), never one the file's registry uses."""
+    def adapt(config: Any) -> None:
+        for spec in config.vector_stores.providers.values():
+            # Each store names its table its own way; a store with neither key gets neither.
+            cls = spec.class_path.lower()
+            key = ("collection_name" if "qdrant" in cls or "collection_name" in spec.config
+                   else "table_name" if "pgvector" in cls or "table_name" in spec.config else None)
+            if key:
+                spec.config[key] = f"bench_{tag}"
+    return adapt
+
+
+def run_tag() -> str:
+    """A short name for what one run writes (a table, ids), unique on a shared cluster."""
+    return secrets.token_hex(3)
 
 
 def _hash(text: str | bytes) -> str:

@@ -27,6 +27,19 @@ Starts the embedded PostgreSQL, Ray and the registry (twice: cache off, then
 on, over the same database) and stops them. Usage:
 python benchmarks/memory_pipeline.py [--quick] [--backend torch,onnx,openvino,...];
 prints one JSON object last.
+
+On a cluster (docs/benchmarks.md#on-a-cluster), with ``--address``, one
+deployment and two passes of the same searches (``passes``: the first fills
+the embedding cache where the registry has one on, the second reads it):
+
+- no ``--config``: the built-in pipeline (cache on) under an app name of the
+  run's own, its PostgreSQL under /tmp/mbench-<tag> on its node;
+- ``--config providers.yaml --provider tools/memory.search``: the file's tool
+  with what it depends on and ``memory.store`` (``--store-tool``), its vector
+  store writing to a table of the run's own; what was stored is deleted;
+- ``--registry-url URL``: read only: memory.search with the STS queries (no hit
+  rate: the memories are not the benchmark's) and POST /v1/rerank (``--reranker``).
+The in-process rerank figures run only in a local run.
 """
 
 from __future__ import annotations
@@ -49,6 +62,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._backends import BACKENDS  # noqa: E402
+from benchmarks._target import (  # noqa: E402
+    add_target_args,
+    deploy_chosen,
+    describe_environment,
+    finish,
+    mode_of,
+    open_target,
+    private_tables,
+    run_tag,
+    target_fields,
+    write_result,
+)
 from benchmarks._timeline import free_port  # noqa: E402
 
 STS = ROOT.parent / "shared" / "data" / "stsbenchmark" / "sts-test.csv"
@@ -114,17 +139,18 @@ async def run_load(client: httpx.AsyncClient, url: str, bodies: list[dict], conc
             "per_s": len(bodies) / elapsed, "errors": errors, "answers": answers}
 
 
-async def searches(base: str, pairs: list[tuple[str, str]], concurrency: int) -> dict:
+async def searches(base: str, pairs: list[tuple[str, str]], concurrency: int, prefix: str = "",
+                   tool: str = "memory.search") -> dict:
     bodies = [{"query": b, "top_k": 3} for _, b in pairs]
     async with httpx.AsyncClient(timeout=120) as client:
-        out = await run_load(client, base + "/v1/tools/memory.search", bodies, concurrency)
+        out = await run_load(client, f"{base}/v1/tools/{tool}", bodies, concurrency)
     hits = sum(1 for i, a in enumerate(out.pop("answers"))
-               if a and f"m{i}" in [h["id"] for h in a["result"]["results"]])
+               if a and f"{prefix}m{i}" in [h["id"] for h in a["result"]["results"]])
     return {**out, "top3_hit_rate": hits / len(pairs)}
 
 
-async def rerank_served(base: str, docs: list[str], query: str, requests: int) -> dict:
-    bodies = [{"model": "similarity", "query": query, "documents": docs[(i * 32) % len(docs):][:32]}
+async def rerank_served(base: str, docs: list[str], query: str, requests: int, model: str = "similarity") -> dict:
+    bodies = [{"model": model, "query": query, "documents": docs[(i * 32) % len(docs):][:32]}
               for i in range(requests)]
     async with httpx.AsyncClient(timeout=120) as client:
         out = await run_load(client, base + "/v1/rerank", bodies, 8)
@@ -214,12 +240,73 @@ def start(pg_dir: str, cache: bool, backend: dict) -> str:
     return start_registry(parse_config(config(port, pg_dir, cache, backend)))["http"]
 
 
-async def store(base: str, pairs: list[tuple[str, str]]) -> None:
+async def store(base: str, pairs: list[tuple[str, str]], prefix: str = "", tool: str = "memory.store") -> None:
     async with httpx.AsyncClient(timeout=300) as client:
         for s in range(0, len(pairs), 100):
-            memories = [{"id": f"m{i}", "content": a} for i, (a, _) in enumerate(pairs[s:s + 100], start=s)]
-            r = await client.post(base + "/v1/tools/memory.store", json={"memories": memories, "source": "sts"})
+            memories = [{"id": f"{prefix}m{i}", "content": a} for i, (a, _) in enumerate(pairs[s:s + 100], start=s)]
+            r = await client.post(f"{base}/v1/tools/{tool}", json={"memories": memories, "source": "sts"})
             r.raise_for_status()
+
+
+def search_figures(run: dict, hit_rate: bool = True) -> dict:
+    return {"p50_ms": round(run["p50_ms"], 2), "p99_ms": round(run["p99_ms"], 2), "per_s": round(run["per_s"], 1),
+            "errors": run["errors"], "top3_hit_rate": round(run["top3_hit_rate"], 4) if hit_rate else None}
+
+
+def own_pipeline(tag: str, backend: dict):
+    from providers.registry.config import parse_config
+
+    return lambda port: parse_config(config(port, f"/tmp/mbench-{tag}/pg", True, backend))
+
+
+def on_target(args: argparse.Namespace, pairs: list[tuple[str, str]], sentences: list[str], query: str,
+              rerank_requests: int) -> dict:
+    tag = run_tag()
+    target = open_target(args, need_ray=mode_of(args) != "running")
+    if target.mode == "own":
+        target.ptype, target.name = "tools", "memory.search"
+    elif target.ptype != "tools":
+        raise SystemExit(f"memory_pipeline measures a search tool: --provider tools/<name>, got {args.provider}")
+    write = target.mode != "running"
+    prefix = f"bench-{tag}-"
+    out: dict = {"benchmark": "memory_pipeline", "quick": args.quick, "memories": len(pairs) if write else None,
+                 "searches": len(pairs)}
+    environment: dict = {}
+    try:
+        deploy_chosen(target, args, own_pipeline(tag, BACKENDS[args.backend.split(",")[0]]),
+                      adapt=private_tables(tag), also=(("tools", args.store_tool),))
+        environment = describe_environment(target)
+        if write:
+            t = time.perf_counter()
+            asyncio.run(store(target.url, pairs, prefix, tool=args.store_tool))
+            out["store_per_s"] = round(len(pairs) / (time.perf_counter() - t), 1)
+        passes = []
+        for _ in range(2):
+            c1 = asyncio.run(searches(target.url, pairs, 1, prefix, tool=target.name))
+            c16 = asyncio.run(searches(target.url, pairs, 16, prefix, tool=target.name))
+            passes.append({"c1": search_figures(c1, write), "c16": search_figures(c16, write)})
+        served = asyncio.run(rerank_served(target.url, sentences, query, rerank_requests, args.reranker))
+        stats = httpx.get(target.url + "/v1/stats", timeout=30).json().get("embedding_cache")
+        if write and target.mode == "config":
+            asyncio.run(delete_stored(target, len(pairs), prefix))
+            out["deleted_stored"] = True
+    finally:
+        left = finish(target)
+    out.update({**target_fields(target, left), "passes": passes, "embedding_cache": stats,
+                "rerank_pairs_per_s_served": round(served["pairs_per_s"], 1),
+                "errors": served["errors"] + sum(p[c]["errors"] for p in passes for c in ("c1", "c16")),
+                "inprocess_skipped": "the in-process rerank figures run only in a local run",
+                "environment": environment})
+    return out
+
+
+async def delete_stored(target, n: int, prefix: str) -> None:
+    from serve_app import ProviderRegistry, ProviderType
+
+    registry = ProviderRegistry(app_name=target.app_name)
+    for name in target.config_doc.get("vector_stores", {}).get("providers", {}):
+        store_handle = await registry.get_provider(ProviderType.VECTOR_STORE, name)
+        await store_handle.delete_documents([f"{prefix}m{i}" for i in range(n)])
 
 
 def main() -> int:
@@ -227,6 +314,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="100 memories and searches, 20 rerank requests")
     p.add_argument("--backend", default="torch",
                    help=f"comma-separated MiniLM backends, the first serves the pipeline: {', '.join(BACKENDS)}")
+    p.add_argument("--store-tool", default="memory.store", help="on a target: the tool that stores memories")
+    p.add_argument("--reranker", default="similarity", help="on a target: the reranker POST /v1/rerank loads")
+    add_target_args(p, default_provider="tools/memory.search")
     args = p.parse_args()
     backends = [b.strip() for b in args.backend.split(",") if b.strip()]
     if not backends or any(b not in BACKENDS for b in backends):
@@ -237,6 +327,11 @@ def main() -> int:
     pairs = pairs[:100] if args.quick else pairs
     rerank_requests = 20 if args.quick else 80
     query = "A man is playing a musical instrument."
+    if mode_of(args) != "own" or args.address:
+        result = on_target(args, pairs, sentences, query, rerank_requests)
+        write_result(args.out, "memory_pipeline", result)
+        print(json.dumps(result))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="mbench", dir="/tmp"))
     pg_dir = str(work / "pg")
     out: dict = {"benchmark": "memory_pipeline", "backend": backends[0], "memories": len(pairs),

@@ -14,6 +14,14 @@ SIGTERM and times the stop. ``--runs N`` starts it N times (``--quick``: 1).
 Last line: one JSON object (``healthz_s``, ``first_embedding_s``, ``pss_gib``,
 ``rss_gib``, ``stop_s``: medians over the runs; ``runs``: each run with its
 phases and its memory by kind of process).
+
+On a cluster: ``--address A [--config providers.yaml] [--provider embeddings/NAME]``
+deploys the file's providers (default: config/providers.yaml, all of them)
+there under an app name of the run's own, as many times as ``--runs``, and
+times the deploy to the first 200 from the app's /healthz, the first answer of
+``--provider`` (an embedding), and the removal. Memory is not measured there
+(the processes are on other machines). ``--registry-url`` is refused: a running
+registry has already started.
 """
 
 from __future__ import annotations
@@ -36,6 +44,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._target import (  # noqa: E402
+    Target,
+    add_target_args,
+    describe_environment,
+    mode_of,
+    refuse_running,
+    write_result,
+)
 from providers.net import free_port  # noqa: E402
 from serve_app.startup import stack_memory  # noqa: E402
 
@@ -97,12 +113,63 @@ def one_start(deadline_s: float) -> dict:
             "phases": phases, "rss_mib_by_kind": {k: round(v / 2**20) for k, v in memory.by_kind.items()}}
 
 
+def on_target(args: argparse.Namespace) -> dict:
+    """Deploy the whole file on --address, ``--runs`` times; each time removed again."""
+    from benchmarks._target import _hash, split_provider
+    from providers.registry.config import load_config
+
+    refuse_running(args, "startup", "starts a registry (a running one has already started)")
+    ptype, name = split_provider(args.provider)
+    path = Path(args.config or ROOT / "config" / "providers.yaml")
+    target = Target(mode="config", ptype=ptype, name=name, config_hash=_hash(path.read_bytes()))
+    target.connect(args.address, need_ray=True)
+    runs, environment = [], {}
+    try:
+        for _ in range(1 if args.quick else args.runs):
+            config = load_config(str(path))
+            config.registry.http_port = free_port()
+            t = time.monotonic()
+            target.deploy(config, label="startup")
+            deployed_s = time.monotonic() - t
+            with httpx.Client(timeout=60) as client:
+                healthz = client.get(target.url + "/healthz")
+                healthz.raise_for_status()
+                healthz_s = time.monotonic() - t
+                first_s = None
+                if ptype == "embeddings":
+                    client.post(target.url + "/v1/embeddings", json={"model": name, "input": ["hello"]}).raise_for_status()
+                    first_s = time.monotonic() - t
+            environment = environment or describe_environment(target)
+            t = time.monotonic()
+            left = target.remove()
+            runs.append({"deploy_s": round(deployed_s, 2), "healthz_s": round(healthz_s, 2),
+                         "first_embedding_s": round(first_s, 2) if first_s is not None else None,
+                         "stop_s": round(time.monotonic() - t, 2), "left_deployed": left})
+    finally:
+        if target.deployed:
+            target.remove()
+        target.close()
+    keys = ("deploy_s", "healthz_s", "first_embedding_s", "stop_s")
+    return {"benchmark": "startup", "mode": "cluster", "config": str(path), "provider": f"{ptype}/{name}",
+            **{k: statistics.median(r[k] for r in runs) if all(r[k] is not None for r in runs) else None
+               for k in keys},
+            "pss_gib": None, "memory_skipped": "the serving processes are on the cluster's nodes",
+            "left_deployed": [a for r in runs for a in r["left_deployed"]], "runs": runs,
+            "environment": environment}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one start")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--deadline-s", type=float, default=300)
+    add_target_args(ap)
     args = ap.parse_args()
+    if mode_of(args) != "own" or args.address:
+        out = on_target(args)
+        write_result(args.out, "startup", out)
+        print(json.dumps(out))
+        return
     runs = [one_start(args.deadline_s) for _ in range(1 if args.quick else args.runs)]
     for r in runs:
         print(f"healthz {r['healthz_s']} s, first embedding {r['first_embedding_s']} s, "

@@ -25,6 +25,19 @@ Queries come from the same distribution but are not stored points.
 Starts the embedded PostgreSQL, Ray and a registry, and stops all three.
 Usage: python benchmarks/vector_search.py [--quick] [--n N] [--queries Q]
 Prints one JSON object as its last line.
+
+On a cluster (docs/benchmarks.md#on-a-cluster), with ``--address``:
+
+- no ``--config``: both stores of the built-in config are deployed there under
+  an app name of the run's own, filled through the registry (``insert_per_s_registry``)
+  and measured through it; the in-process phase, which would measure the driver's
+  machine, is skipped (``direct: null``);
+- ``--config providers.yaml --provider vector_stores/NAME``: that store as the
+  file configures it, with a table/collection of the run's own (``bench_<tag>``:
+  never a table the file's registry uses); its documents are deleted at the end;
+- ``--registry-url URL --provider vector_stores/NAME``: a running store, read
+  only: searches over HTTP with query vectors of ``--dim`` (no recall: the data
+  are not the benchmark's).
 """
 
 from __future__ import annotations
@@ -43,6 +56,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._target import (  # noqa: E402
+    add_target_args,
+    deploy_chosen,
+    describe_environment,
+    finish,
+    mode_of,
+    open_target,
+    private_tables,
+    run_tag,
+    target_fields,
+    write_result,
+)
 from benchmarks._timeline import free_port  # noqa: E402
 
 DIM = 384
@@ -79,7 +104,8 @@ def ground_truth(data: np.ndarray, queries: np.ndarray, k: int = 10) -> tuple[li
 
 
 def recall(hits: list[list[str]], truth: list[set[int]]) -> float:
-    return float(np.mean([len({int(h) for h in hs} & t) / 10 for hs, t in zip(hits, truth)]))
+    # ids are "<i>" or "<prefix>-<i>" (a run's own ids on a shared store)
+    return float(np.mean([len({int(h.rsplit("-", 1)[-1]) for h in hs} & t) / 10 for hs, t in zip(hits, truth)]))
 
 
 async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
@@ -105,7 +131,7 @@ async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
             "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
 
 
-async def fill(store, data: np.ndarray) -> float:
+async def fill(store, data: np.ndarray, prefix: str = "") -> float:
     from tqdm import tqdm
 
     from providers.interfaces.vector_stores import VectorDocument
@@ -113,7 +139,7 @@ async def fill(store, data: np.ndarray) -> float:
     start = time.perf_counter()
     with tqdm(total=len(data), unit="vec", desc="insert", file=sys.stderr) as bar:
         for s in range(0, len(data), 1000):
-            await store.store_documents([VectorDocument(id=str(i), content="", embedding=data[i])
+            await store.store_documents([VectorDocument(id=f"{prefix}{i}", content="", embedding=data[i])
                                          for i in range(s, min(s + 1000, len(data)))])
             bar.update(min(1000, len(data) - s))
     return len(data) / (time.perf_counter() - start)
@@ -246,6 +272,103 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             "targets": {"recall_at_10_default": ">= 0.95", "qps_python_share": ">= 0.70", "qps_http_share": ">= 0.40"}}
 
 
+def own_stores(tag: str):
+    """The built-in config for a cluster: both stores, data under /tmp/vbench-<tag> on the node
+    each replica lands on (no shared disk assumed)."""
+    from providers.registry.config import parse_config
+
+    base = f"/tmp/vbench-{tag}"
+    deployment = {"num_cpus": 1, "max_ongoing_requests": 256}
+
+    def build(port: int):
+        return parse_config({"registry": {"http_port": port}, "vector_stores": {"providers": {
+            "bench-pg": {"class": PG, "deployment": deployment,
+                         "config": {"data_dir": f"{base}/pg", "table_name": "bench", "dimension": DIM,
+                                    "max_batch_size": 1000, "index": {"ef_search": 100}}},
+            "bench-qdrant": {"class": QDRANT, "deployment": deployment,
+                             "config": {"path": f"{base}/qdrant", "collection_name": "bench", "dimension": DIM,
+                                        "max_batch_size": 1000}}}}})
+    return build
+
+
+async def served_phase(target, name: str, data: np.ndarray, queries: np.ndarray, truth: list[set[int]],
+                       concurrency: int, prefix: str) -> dict:
+    """Fill through the registry, search through it three ways, delete what was stored."""
+    import httpx
+
+    from serve_app import ProviderRegistry, ProviderType
+
+    store = await ProviderRegistry(app_name=target.app_name).get_provider(ProviderType.VECTOR_STORE, name)
+    insert = await fill(store, data, prefix)
+    try:
+        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        one_hop = await ProviderRegistry(app_name=target.app_name, direct=True).get_provider(
+            ProviderType.VECTOR_STORE, name)
+        fast = await timed_searches(lambda q: one_hop.search_similar(q, top_k=10), queries, concurrency)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+            web = await timed_searches(http_search(client, f"{target.url}/v1/vector_stores/{name}/search"),
+                                       queries, concurrency)
+    finally:
+        for s in range(0, len(data), 1000):  # a store the run did not create keeps only an empty table
+            await store.delete_documents([f"{prefix}{i}" for i in range(s, min(s + 1000, len(data)))])
+    return {"store": name, "insert_per_s_registry": round(insert, 1),
+            "recall_registry": round(recall(run["hits"], truth), 4), "qps_registry": round(run["qps"], 2),
+            "p50_ms": round(run["p50_ms"], 2), "p99_ms": round(run["p99_ms"], 2),
+            "recall_python": round(recall(fast["hits"], truth), 4), "qps_python": round(fast["qps"], 2),
+            "p50_python_ms": round(fast["p50_ms"], 2),
+            "recall_http": round(recall(web["hits"], truth), 4), "qps_http": round(web["qps"], 2),
+            "p50_http_ms": round(web["p50_ms"], 2), "p99_http_ms": round(web["p99_ms"], 2)}
+
+
+async def read_only_phase(target, name: str, queries: np.ndarray, concurrency: int) -> dict:
+    """A running store: searches over HTTP only, nothing written."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        web = await timed_searches(http_search(client, f"{target.url}/v1/vector_stores/{name}/search"),
+                                   queries, concurrency)
+    return {"store": name, "recall_http": None, "qps_http": round(web["qps"], 2),
+            "p50_http_ms": round(web["p50_ms"], 2), "p99_http_ms": round(web["p99_ms"], 2),
+            "results_per_query": round(float(np.mean([len(h) for h in web["hits"]])), 2)}
+
+
+def run_on_target(args: argparse.Namespace) -> dict:
+    """--address, --config or --registry-url: see the module's docstring."""
+    tag = run_tag()
+    target = open_target(args, need_ray=mode_of(args) != "running")
+    if target.ptype != "vector_stores" and target.mode != "own":
+        raise SystemExit(f"vector_search measures a vector store: --provider vector_stores/<name>, got {args.provider}")
+    queries = clustered(args.queries, seed=2)[:, :args.dim] if args.dim <= DIM else None
+    if queries is None:
+        raise SystemExit(f"--dim {args.dim}: at most {DIM} (the benchmark's clustered data)")
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    left: list[str] = []
+    results: list[dict] = []
+    environment: dict = {}
+    try:
+        deploy_chosen(target, args, own_stores(tag), adapt=private_tables(tag))
+        environment = describe_environment(target)
+        if target.mode == "running":
+            results.append(asyncio.run(read_only_phase(target, target.name, queries, args.concurrency)))
+        else:
+            data = clustered(args.n, seed=1)[:, :args.dim]
+            data /= np.linalg.norm(data, axis=1, keepdims=True)
+            truth, _ = ground_truth(data, queries)
+            names = ["bench-pg", "bench-qdrant"] if target.mode == "own" else [target.name]
+            for name in names:
+                results.append(asyncio.run(served_phase(target, name, data, queries, truth, args.concurrency,
+                                                        prefix=f"bench-{tag}-")))
+    finally:
+        left = finish(target)
+    return {"benchmark": "vector_search", "quick": args.quick, **target_fields(target, left),
+            "n": args.n if target.mode != "running" else None, "dim": args.dim, "queries": args.queries,
+            "concurrency": args.concurrency, "results": results,
+            "direct": None, "direct_skipped": "the in-process phase runs on the driver only in a local run",
+            "ingress": ingress_in_effect() if target.started_ray else "cluster", "environment": environment}
+
+
 def ingress_in_effect() -> str:
     from serve_app import ingress
 
@@ -258,9 +381,16 @@ def main() -> int:
     p.add_argument("--n", type=int, default=None)
     p.add_argument("--queries", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--dim", type=int, default=DIM, help="vector size on a target (the store's dimension)")
+    add_target_args(p, default_provider="vector_stores/memories")
     args = p.parse_args()
     args.n = args.n or (5_000 if args.quick else 100_000)
     args.queries = args.queries or (200 if args.quick else 1000)
+    if mode_of(args) != "own" or args.address:
+        out = run_on_target(args)
+        write_result(args.out, "vector_search", out)
+        print(json.dumps(out))
+        return 0
     work = Path(tempfile.mkdtemp(prefix="vbench", dir="/tmp"))
     try:
         out = asyncio.run(run(args, work))
