@@ -27,6 +27,7 @@ from deployments.cohere_shapes import CohereEmbedRequest, CohereEmbedV2Request, 
 from providers.errors import (
     InvalidRequestError,
     ProviderOverloadedError,
+    ProviderUnavailableError,
     RegistryError,
     RequestTooLargeError,
     is_backpressure,
@@ -184,7 +185,10 @@ def registry_error_response(exc: BaseException, param: str | None = None) -> Res
         return response
     if isinstance(err, RegistryError):
         status = err.http_status if err.http_status != 500 else 503
-        return error_response(status, str(err), getattr(err, "field", None) or param, type(err).__name__)
+        response = error_response(status, str(err), getattr(err, "field", None) or param, type(err).__name__)
+        if isinstance(err, ProviderUnavailableError):  # known down: when a trial call may go through
+            response.headers["retry-after"] = str(max(1, math.ceil(err.retry_after_s)))
+        return response
     logger.exception("unexpected error in the registry router")
     return error_response(503, f"registry error: {type(err).__name__}", None, "internal")
 

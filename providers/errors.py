@@ -16,7 +16,8 @@
     ├── InvalidRequestError          a caller's input is wrong (names the field)
     │   └── RequestTooLargeError     ... a request body over registry.max_request_bytes (413)
     ├── ProviderCallError            a provider call failed (and its fallbacks, if any)
-    │   └── ProviderTimeoutError     ... by missing its deadline
+    │   ├── ProviderTimeoutError     ... by missing its deadline
+    │   └── ProviderUnavailableError ... not called: every provider of the chain known down (503 + Retry-After)
     └── ProviderOverloadedError      a provider's Serve queue is full (503 + Retry-After): not a failure
 
 Every error carries a plain message and its HTTP status (``http_status``); HTTP
@@ -108,6 +109,21 @@ class ProviderCallError(RegistryError):
 
 class ProviderTimeoutError(ProviderCallError):
     http_status = 504
+
+
+class ProviderUnavailableError(ProviderCallError):
+    """Nothing was called: every provider of the chain is known to be down (its breaker
+    open after failures: a lost node, a crashed replica), so the caller hears it at once,
+    with when to come back (503 + ``Retry-After``: the time until the breaker lets a
+    trial call through), instead of waiting out a deadline per call.
+
+    A `ProviderCallError`, so Python callers that catch failures catch it too."""
+
+    http_status = 503
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class ProviderOverloadedError(RegistryError):

@@ -87,6 +87,12 @@ class CircuitBreaker:
             return True
         return False
 
+    def seconds_until_trial(self) -> float:
+        """While open: how long until a trial call may go through (0 otherwise)."""
+        if self._state != BreakerState.OPEN or self.opened_at is None:
+            return 0.0
+        return max(0.0, self.options.open_s - (self.clock() - self.opened_at))
+
     def release_trial(self) -> None:
         """A half-open trial call that proved nothing (Serve refused it: the provider was
         busy, not broken) is given back, or the breaker would stay half-open with no

@@ -22,6 +22,7 @@ from providers.errors import (
     ProviderNotFoundError,
     ProviderOverloadedError,
     ProviderTimeoutError,
+    ProviderUnavailableError,
     RegistryBusyError,
     is_backpressure,
 )
@@ -45,6 +46,7 @@ class Attempt:
     error: str | None
     elapsed_s: float
     overloaded: bool = False  # refused by Serve's queue limit: busy, not failed
+    retry_in_s: float | None = None  # skipped: seconds until its breaker lets a trial call through
 
     @property
     def skipped(self) -> bool:
@@ -109,8 +111,10 @@ class FallbackCaller:
         for position, name in enumerate(chain):
             key = f"{kind}/{name}"
             if not self.should_try(key):
-                reason = self.breaker(key).open_reason or "circuit open"
-                tried.append(Attempt(name, f"skipped, circuit open ({reason})", 0.0))
+                breaker = self.breaker(key)
+                reason = breaker.open_reason or "circuit open"
+                tried.append(Attempt(name, f"skipped, circuit open ({reason})", 0.0,
+                                     retry_in_s=breaker.seconds_until_trial()))
                 continue
             stats = self.usage(key)
             stats.calls += weight
@@ -188,6 +192,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _failure(kind: str, tried: list[Attempt], retry_after_s: float = 1.0) -> ProviderCallError | ProviderOverloadedError:
+    """The error a call that found no provider to answer raises: overloaded (503), known down
+    (503), every one past its deadline (504), or failed (502); each names who and why."""
     detail = "; ".join(f"{a.name}: {a.error}" for a in tried)
     if any(a.overloaded for a in tried) and all(a.overloaded or a.skipped for a in tried):
         # Nothing failed, something was only busy: 503 + Retry-After, naming who was busy.
@@ -197,6 +203,14 @@ def _failure(kind: str, tried: list[Attempt], retry_after_s: float = 1.0) -> Pro
                                            "retry later", retry_after_s)
         return ProviderOverloadedError(f"{kind} providers {busy} are overloaded (chain "
                                        f"{[a.name for a in tried]}): {detail}; retry later", retry_after_s)
+    if tried and all(a.skipped for a in tried):
+        # Nobody was called: every provider is known down. 503 at once, with when to come back.
+        retry = max(retry_after_s, min(a.retry_in_s or 0.0 for a in tried))
+        if len(tried) == 1:
+            return ProviderUnavailableError(f"{kind} provider {tried[0].name!r} is unavailable: "
+                                            f"{tried[0].error}; retry in {retry:.0f}s", retry)
+        return ProviderUnavailableError(f"all {kind} providers in the chain {[a.name for a in tried]} are "
+                                        f"unavailable: {detail}; retry in {retry:.0f}s", retry)
     only_timeouts = tried and all((a.error or "").startswith("missed its") for a in tried)
     cls = ProviderTimeoutError if only_timeouts else ProviderCallError
     names = [a.name for a in tried]

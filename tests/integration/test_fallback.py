@@ -121,6 +121,21 @@ async def test_failure_without_fallback_is_a_clear_5xx_over_http(registry):
         assert "doomed" in r.json()["error"]["message"] and "fails on purpose" in r.json()["error"]["message"]
         stats = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["usage_stats"]["embeddings/doomed"]
         assert stats["failures"] >= 1 and "fails on purpose" in stats["last_error"]
+        # Once its breaker opens, the provider is known down: 503 at once, naming it and
+        # why, with Retry-After (the seconds until a trial call), and it is not called.
+        for _ in range(20):
+            r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "doomed", "input": ["a"]}, timeout=60)
+            if r.status_code != 502:
+                break
+        assert r.status_code == 503, r.text
+        message = r.json()["error"]["message"]
+        assert "'doomed' is unavailable" in message and "circuit open" in message and "fails on purpose" in message
+        assert int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == "ProviderUnavailableError"
+        calls = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["usage_stats"]["embeddings/doomed"]["calls"]
+        r = httpx.post(registry["http"] + "/v1/embeddings", json={"model": "doomed", "input": ["a"]}, timeout=60)
+        assert r.status_code == 503
+        after = httpx.get(registry["http"] + "/v1/stats", timeout=60).json()["usage_stats"]["embeddings/doomed"]["calls"]
+        assert after == calls
     finally:
         await provider_registry.delete_provider(ProviderType.EMBEDDING, "doomed")
 

@@ -260,6 +260,39 @@ async def test_an_open_breaker_skips_the_primary_without_calling_it():
     assert calls["bad"] == 3
 
 
+async def test_a_chain_known_down_answers_unavailable_at_once_with_when_to_come_back():
+    """Every provider of the chain skipped (breakers open: a lost node, a crashed replica):
+    nothing is called, and the error is a 503 naming them, with the seconds until a
+    trial call may go through; a chain where one was called and failed stays a 502."""
+    from providers.errors import ProviderUnavailableError
+    from providers.registry.breaker import BreakerOptions
+
+    now = [100.0]
+    caller = FallbackCaller(clock=lambda: now[0],
+                            breaker_options=lambda key: BreakerOptions(failure_threshold=1, open_s=30))
+
+    async def attempt(name, timeout):
+        raise RuntimeError(f"{name} down")
+
+    with pytest.raises(ProviderCallError) as first:
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 1.0)
+    assert not isinstance(first.value, ProviderUnavailableError) and first.value.http_status == 502
+    now[0] += 10
+    with pytest.raises(ProviderUnavailableError) as known:
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 1.0)
+    assert known.value.http_status == 503 and "'lonely'" in str(known.value) and "lonely down" in str(known.value)
+    assert known.value.retry_after_s == pytest.approx(20)
+    with pytest.raises(ProviderCallError) as mixed:  # the fallback was called and failed: a failure
+        await caller.call("embeddings", ["lonely", "other"], attempt, lambda n: 1.0)
+    assert not isinstance(mixed.value, ProviderUnavailableError)
+    with pytest.raises(ProviderUnavailableError, match=r"chain \['lonely', 'other'\]"):
+        await caller.call("embeddings", ["lonely", "other"], attempt, lambda n: 1.0)
+    now[0] += 21  # half-open: the trial call goes through again
+    with pytest.raises(ProviderCallError) as trial:
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 1.0)
+    assert not isinstance(trial.value, ProviderUnavailableError)
+
+
 async def test_caller_errors_do_not_open_the_breaker():
     from providers.errors import InvalidRequestError
     from providers.registry.breaker import BreakerOptions
