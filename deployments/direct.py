@@ -30,6 +30,7 @@ import time
 import uuid
 from typing import Any
 
+from deployments.liveness import provider_liveness
 from deployments.observability import usage_snapshot
 from deployments.router_core import RouterCore
 from deployments.table_store import TABLE_POLL_S, StatsStore, TableStore
@@ -47,6 +48,7 @@ class DirectRoute:
 
     def __init__(self, settings: RegistrySettings, store: TableStore, table: Any) -> None:
         self.core = RouterCore(settings, store, table, guards=[ArgumentGuard(), SpaceGuard()])
+        self.core.caller.liveness = provider_liveness(self.core)
         self.stats_store = StatsStore(settings.app_name)
         self.client_id = f"client-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.retried = 0  # calls sent again after their version was retired

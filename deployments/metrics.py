@@ -4,7 +4,7 @@ Ray exports them from every node's metrics agent (Prometheus format), with
 Serve's own tags (application, deployment, replica) added; sum over the
 replica tag for the cluster figure.
 
-    provider_registry_calls_total{type, provider, outcome}   outcome: success|failure|timeout
+    provider_registry_calls_total{type, provider, outcome}   outcome: success|failure|timeout|overloaded|unavailable
     provider_registry_call_latency_ms{type, provider}        successful calls
     provider_registry_fallback_served_total{type, provider}  calls this provider served for another
     provider_registry_embedding_cache_total{result}          texts looked up: hit|miss|error (hit ratio = hit / (hit + miss))

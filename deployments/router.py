@@ -36,6 +36,7 @@ from deployments.applier import Applier
 from deployments.events import EventLog, EventStore, parse_query
 from deployments.http_app import build_http_app
 from deployments.lifecycle import Lifecycle
+from deployments.liveness import provider_liveness
 from deployments.logs import install_router_logging
 from deployments.metrics import RouterMetrics
 from deployments.observability import Observability
@@ -64,6 +65,7 @@ class RegistryRouter:
         self.core = core = RouterCore(settings, store, table, guards=[ArgumentGuard(), SpaceGuard()],
                                       on_attempt=metrics.record, on_cache=metrics.record_cache,
                                       on_breaker=events.on_breaker)
+        core.caller.liveness = provider_liveness(core)  # late calls ask whether anything is alive
         events.version_of = lambda key: getattr(core.table.routes.get(key), "version", None)
         metrics.breaker_state = lambda key: core.caller.breaker(key).state.value
         await core.start_embedding_cache()

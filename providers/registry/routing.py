@@ -47,6 +47,7 @@ class Attempt:
     elapsed_s: float
     overloaded: bool = False  # refused by Serve's queue limit: busy, not failed
     retry_in_s: float | None = None  # skipped: seconds until its breaker lets a trial call through
+    unavailable: bool = False  # late, and no replica of it reachable: given up before the deadline
 
     @property
     def skipped(self) -> bool:
@@ -74,6 +75,11 @@ class FallbackCaller:
     on_breaker: Callable[[str, str, str | None], None] | None = None
     # The Retry-After of a call refused because every provider tried was overloaded.
     retry_after_s: float = 1.0
+    # ``await liveness(kind, name)`` when a call is half-way to its deadline: None while the
+    # provider has a live replica (or nothing can be told), else why it has none
+    # (deployments/liveness.py). None here: every call waits out its deadline.
+    liveness: Callable[[str, str], Awaitable[str | None]] | None = None
+    probe_at: float = 0.5  # the share of the deadline a call waits before liveness is asked
 
     def usage(self, key: str) -> UsageStats:
         return self.stats.setdefault(key, UsageStats())
@@ -126,10 +132,22 @@ class FallbackCaller:
             # would be misreported as a missed deadline.
             task = asyncio.ensure_future(attempt(name, timeout))
             try:
-                done, _ = await asyncio.wait({task}, timeout=timeout)
+                done, dead = await self._wait(task, kind, name, timeout)
             except asyncio.CancelledError:
                 task.cancel()
                 raise
+            if dead is not None:
+                # Nothing alive behind it: say so now rather than at the deadline. A failure
+                # like any other for the breaker, which answers at once once it has opened.
+                task.cancel()
+                message = self.scrub(f"no live replica: {dead}")
+                stats.failures += weight
+                stats.last_error = message
+                self.breaker(key).record_failure(message)
+                self.on_attempt(key, "unavailable", (self.clock() - start) * 1000, weight, position > 0)
+                tried.append(Attempt(name, message, self.clock() - start, unavailable=True,
+                                     retry_in_s=self.breaker(key).seconds_until_trial()))
+                continue
             if not done:
                 task.cancel()
                 message, outcome = f"missed its {timeout:g}s deadline", "timeout"
@@ -173,6 +191,36 @@ class FallbackCaller:
             tried.append(Attempt(name, message, self.clock() - start))
         raise _failure(kind, tried, self.retry_after_s)
 
+    async def _wait(self, task: asyncio.Future[T], kind: str, name: str,
+                    timeout: float) -> tuple[bool, str | None]:
+        """Wait for ``task`` up to ``timeout``: (done, why nothing is alive behind it or None).
+
+        Half-way to the deadline a late call asks ``liveness``; a provider with no live
+        replica is given up then, and one that has a replica keeps the rest of its time."""
+        if self.liveness is None:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            return bool(done), None
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        done, _ = await asyncio.wait({task}, timeout=timeout * self.probe_at)
+        if done:
+            return True, None
+        probe = asyncio.ensure_future(self.liveness(kind, name))
+        try:
+            done, _ = await asyncio.wait({task, probe}, timeout=max(0.0, end - loop.time()),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return True, None
+            if probe in done:
+                dead = None if probe.exception() is not None else probe.result()
+                if dead is not None:
+                    return False, dead
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, end - loop.time()))
+            return bool(done), None
+        finally:
+            if not probe.done():
+                probe.cancel()
+
 
 
 def is_overload(exc: BaseException) -> bool:
@@ -203,8 +251,8 @@ def _failure(kind: str, tried: list[Attempt], retry_after_s: float = 1.0) -> Pro
                                            "retry later", retry_after_s)
         return ProviderOverloadedError(f"{kind} providers {busy} are overloaded (chain "
                                        f"{[a.name for a in tried]}): {detail}; retry later", retry_after_s)
-    if tried and all(a.skipped for a in tried):
-        # Nobody was called: every provider is known down. 503 at once, with when to come back.
+    if tried and all(a.skipped or a.unavailable for a in tried):
+        # Every provider is known down (breaker open, or no live replica): 503, with when to come back.
         retry = max(retry_after_s, min(a.retry_in_s or 0.0 for a in tried))
         if len(tried) == 1:
             return ProviderUnavailableError(f"{kind} provider {tried[0].name!r} is unavailable: "

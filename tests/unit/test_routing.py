@@ -315,3 +315,61 @@ async def test_every_attempt_is_reported_with_its_outcome():
     assert result == "from-c"
     assert seen == [("embeddings/a", "failure", 1, False), ("embeddings/b", "timeout", 1, True),
                     ("embeddings/c", "success", 1, True)]
+
+
+async def test_a_late_call_with_no_live_replica_is_given_up_before_its_deadline():
+    """Half-way (here 1%) to a 30 s deadline the caller asks whether anything is alive behind
+    the provider; 'nothing' ends the call at once as unavailable (503), counted as a failure
+    by its breaker, and the fallback serves the chain; 'something' keeps the call to its
+    deadline (504)."""
+    from providers.errors import ProviderTimeoutError, ProviderUnavailableError
+    from providers.registry.breaker import BreakerOptions
+
+    never = asyncio.Event()
+    verdicts = {"lonely": "none of its 1 replica(s) is reachable (10.0.0.9:4242 connection refused)",
+                "slow": None}
+    asked = []
+
+    async def liveness(kind, name):
+        asked.append((kind, name))
+        return verdicts.get(name)
+
+    async def attempt(name, timeout):
+        if name == "good":
+            return "good"
+        await never.wait()
+
+    caller = FallbackCaller(liveness=liveness, probe_at=0.01,
+                            breaker_options=lambda key: BreakerOptions(failure_threshold=2, open_s=30))
+    with pytest.raises(ProviderUnavailableError) as gone:
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 30.0)
+    assert "'lonely' is unavailable: no live replica: none of its 1 replica(s)" in str(gone.value)
+    assert gone.value.http_status == 503 and gone.value.retry_after_s >= 1
+    assert caller.breaker("embeddings/lonely").snapshot()["state"] == "closed"
+    assert caller.usage("embeddings/lonely").failures == 1 and asked == [("embeddings", "lonely")]
+    with pytest.raises(ProviderUnavailableError):
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 30.0)
+    assert caller.breaker("embeddings/lonely").snapshot()["state"] == "open"  # then at once, with Retry-After
+    with pytest.raises(ProviderUnavailableError, match="circuit open") as known:
+        await caller.call("embeddings", ["lonely"], attempt, lambda n: 30.0)
+    assert known.value.retry_after_s > 20 and len(asked) == 2
+
+    caller = FallbackCaller(liveness=liveness, probe_at=0.01)
+    assert await caller.call("embeddings", ["lonely", "good"], attempt, lambda n: 30.0) == "good"
+    assert caller.usage("embeddings/good").served_as_fallback == 1
+
+    with pytest.raises(ProviderTimeoutError):  # alive, only slow: the deadline decides
+        await FallbackCaller(liveness=liveness, probe_at=0.5).call("embeddings", ["slow"], attempt, lambda n: 0.2)
+
+
+async def test_a_failing_liveness_check_leaves_the_deadline_in_charge():
+    from providers.errors import ProviderTimeoutError
+
+    async def liveness(kind, name):
+        raise RuntimeError("GCS unreachable")
+
+    async def attempt(name, timeout):
+        await asyncio.Event().wait()
+
+    with pytest.raises(ProviderTimeoutError):
+        await FallbackCaller(liveness=liveness, probe_at=0.5).call("embeddings", ["p"], attempt, lambda n: 0.2)
