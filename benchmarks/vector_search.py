@@ -235,7 +235,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
         builds["pgvector_hnsw_s"] = pg_build
 
         ensure_ray(address="local", num_cpus=4)
-        http = start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port()}}))["http"]
+        http = start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port(),
+                                                          "router": {"merge_reads": args.merge_reads}}}))["http"]
         pg_reg = await registry_phase("bench-pg", PG, {**pg_config, "index": {"ef_search": 40}}, queries, truth,
                                       args.concurrency, [None, 100], http)
         qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None],
@@ -268,7 +269,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             "insert_per_s": round(inserts["pgvector"], 1),
             "insert_per_s_by_store": {k: round(v, 1) for k, v in inserts.items()},
             "index_build_s": {k: round(v, 2) for k, v in builds.items()},
-            "ingress": ingress_in_effect(),
+            "ingress": ingress_in_effect(), "merge_reads": args.merge_reads,
             "targets": {"recall_at_10_default": ">= 0.95", "qps_python_share": ">= 0.70", "qps_http_share": ">= 0.40"}}
 
 
@@ -382,6 +383,8 @@ def main() -> int:
     p.add_argument("--queries", type=int, default=None)
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--dim", type=int, default=DIM, help="vector size on a target (the store's dimension)")
+    p.add_argument("--no-merge-reads", dest="merge_reads", action="store_false",
+                   help="the router sends every search alone (registry.router.merge_reads: false), for comparison")
     add_target_args(p, default_provider="vector_stores/memories")
     args = p.parse_args()
     args.n = args.n or (5_000 if args.quick else 100_000)

@@ -103,6 +103,19 @@ class ProviderDeployment:
             result = await result
         return result
 
+    async def invoke_many(self, method: str, args_list: list[list[Any]],
+                          kwargs_list: list[dict[str, Any]]) -> list[tuple[bool, Any]]:
+        """Several calls of one method in one message (the router's merged reads,
+        `deployments.read_merging`), run concurrently; each answer ``(True, result)`` or
+        ``(False, exception)``, so one caller's bad input fails only that caller."""
+        async def one(args: list[Any], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+            try:
+                return True, await self.invoke(method, args, kwargs)
+            except Exception as exc:  # the caller's own error, carried back to the caller
+                return False, _portable(exc)
+
+        return list(await asyncio.gather(*(one(a, k) for a, k in zip(args_list, kwargs_list))))
+
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _batched_embed(self, batches: list[list[str]]) -> list[np.ndarray]:
         flat = [text for texts in batches for text in texts]
@@ -160,3 +173,18 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling (it crosses to the router inside a result), else a
+    ProviderCallError with its description: one unpicklable error must not fail the batch."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        from providers.errors import ProviderCallError
+        from providers.registry.routing import describe_error
+
+        return ProviderCallError(describe_error(exc))

@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from deployments.names import PROVIDER_DEPLOYMENT_NAME
+from deployments.read_merging import ReadMerger
 from deployments.table_store import TABLE_POLL_S, TableStore
 from providers.errors import ProviderCallError, ProviderNotFoundError
 from providers.registry.breaker import BreakerOptions
@@ -89,6 +90,7 @@ class RouterCore:
                                      on_attempt=on_attempt, on_breaker=on_breaker)
         r = settings.router
         self.coalescer = Coalescer(self._flush_texts, r.coalesce_wait_s, r.coalesce_max_texts)
+        self.reads = ReadMerger(self)
         self.embedding_cache: EmbeddingCache | None = None  # set by `start_embedding_cache`
         self.handles: dict[str, Any] = {}
         self.described: dict[str, dict[str, Any]] = {}  # app name -> the provider's describe()
@@ -209,6 +211,8 @@ class RouterCore:
             return await self.embed(name, method, args[0], use_fallback)
         for guard in self.guards:
             await guard.before_call(self, route, method, args, kwargs)
+        if self.reads.merges(route, method):  # concurrent reads of it share one provider call
+            return await self.reads.call(route, method, args, kwargs, use_fallback)
         return await self.call_chain(ptype, name, method, args, kwargs, use_fallback)
 
     async def embed(self, name: str, method: str, payload: Any, use_fallback: bool = True,

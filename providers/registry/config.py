@@ -244,6 +244,17 @@ class RouterOptions(StrictModel):
         "so the model never idles while the next batch forms.",
     )
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
+    merge_reads: bool = Field(
+        True,
+        description="Merge concurrent reads of one provider (vector searches and gets, rerank, cache gets, "
+        "graph reads) into one provider call that the replica runs concurrently; same rule as "
+        "embeddings: a lone call never waits (coalesce_wait_s 0 turns it off too).")
+    merge_max_calls: int = Field(64, ge=1, description="Most reads in one merged provider call.")
+    merge_inflight_per_replica: int = Field(
+        1, ge=1,
+        description="Merged reads in flight per provider replica before the next calls wait to be merged "
+        "(a replica runs a merged call's reads concurrently, so one in flight keeps it busy; measured on "
+        "pgvector at 8 clients: 1 gave 470 searches/s one hop, 2 gave 372).")
 
 
 class EmbeddingCacheOptions(StrictModel):

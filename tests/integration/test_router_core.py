@@ -43,3 +43,24 @@ async def test_its_limits_and_guards_refuse_before_any_provider_call(registry):
     with pytest.raises(ProviderNotFoundError):
         await core.call("embeddings", "no-such-embedder", "embed_texts", [["x"]])
     assert core.caller.usage("embeddings/hash").calls == 0
+
+
+async def test_concurrent_reads_share_provider_calls_and_keep_their_own_answers(registry):
+    """Twelve searches of pgvector at once: fewer provider calls than searches (merged), each
+    answer what a lone search answers, and a caller's bad input fails that caller alone."""
+    import asyncio
+
+    core = await _core(registry)
+    rng = np.random.default_rng(5)
+    queries = [v / np.linalg.norm(v) for v in rng.standard_normal((12, 384)).astype(np.float32)]
+    alone = [await core.call("vector_stores", "journal", "search_similar", [q], {"top_k": 3}) for q in queries]
+    flushes = core.reads.coalescer.flushes
+    merged = await asyncio.gather(
+        *(core.call("vector_stores", "journal", "search_similar", [q], {"top_k": 3}) for q in queries),
+        core.call("vector_stores", "journal", "search_similar", [np.ones(3, dtype=np.float32)], {"top_k": 3}),
+        return_exceptions=True)
+    assert [[h.id for h in hits] for hits in merged[:12]] == [[h.id for h in hits] for hits in alone]
+    assert isinstance(merged[12], InvalidRequestError) and "query_embedding" in str(merged[12]), merged[12]
+    calls = core.reads.coalescer.flushes - flushes
+    assert calls < 13, f"{calls} provider calls for 13 concurrent searches: nothing merged"
+    assert core.caller.usage("vector_stores/journal").failures == 0
