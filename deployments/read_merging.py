@@ -46,12 +46,14 @@ if TYPE_CHECKING:
     from providers.registry.table import Route
 
 # Reads that are cheap per call and called concurrently: what merging pays for.
-# Writes are left alone (their idempotency and order are the caller's).
+# Writes are left alone (their idempotency and order are the caller's), except a
+# cache's sets: setting a key twice to the same value is the same cache, and
+# concurrent callers' sets had no order between them to keep.
 MERGEABLE: dict[ProviderType, frozenset[str]] = {
     ProviderType.VECTOR_STORE: frozenset({"search_similar", "hybrid_search", "search_by_ids", "get_document",
                                           "count_documents"}),
     ProviderType.RERANKER: frozenset({"rerank"}),
-    ProviderType.CACHE: frozenset({"get", "get_many", "exists"}),
+    ProviderType.CACHE: frozenset({"get", "get_many", "exists", "set", "set_many"}),
     ProviderType.GRAPH_ENGINE: frozenset({"get_entity", "get_connected_entities", "find_entities",
                                           "entity_exists", "get_relationship"}),
 }

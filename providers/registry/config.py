@@ -246,8 +246,8 @@ class RouterOptions(StrictModel):
     coalesce_max_texts: int = Field(256, ge=1, description="Most texts in one merged provider call.")
     merge_reads: bool = Field(
         True,
-        description="Merge concurrent reads of one provider (vector searches and gets, rerank, cache gets, "
-        "graph reads) into one provider call that the replica runs concurrently; same rule as "
+        description="Merge concurrent reads of one provider (vector searches and gets, rerank, cache gets "
+        "and sets, graph reads) into one provider call that the replica runs concurrently; same rule as "
         "embeddings: a lone call never waits (coalesce_wait_s 0 turns it off too).")
     merge_max_calls: int = Field(64, ge=1, description="Most reads in one merged provider call.")
     merge_inflight_per_replica: int = Field(
