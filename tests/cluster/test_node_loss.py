@@ -50,20 +50,37 @@ APP = "registry"
 WAIT_S = 180
 
 
+# What a busy machine or an unlucky port pick makes `ray start` say; another try fixes both.
+RETRYABLE_START_FAILURES = ("timed out during startup", "is used by other components")
+
+
+def distinct_free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
+
+
 def ray_start(args: list[str], env: dict[str, str]) -> None:
     # A node start can time out when the machine is busy (CI, 2026-12-05: "The current node
     # timed out during startup" beside two other suites): one more try, with new ports.
     for attempt in (1, 2):
         # Every port of its own: the agents' defaults would clash between nodes on one machine.
-        ports = [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-                 f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-                 f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+        # Distinct too: free_port() can hand out the same port twice in a row (CI, 2026-12-06:
+        # "dashboard_agent_http is trying to use a port number 33313 that is used by other
+        # components", the object manager's).
+        agent, grpc, runtime, metrics, node, objects = distinct_free_ports(6)
+        ports = [f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
+                 f"--runtime-env-agent-port={runtime}", f"--metrics-export-port={metrics}",
+                 f"--node-manager-port={node}", f"--object-manager-port={objects}"]
         r = subprocess.run([str(BIN / "ray"), "start", *args, *ports, "--object-store-memory=80000000",
                             "--disable-usage-stats"], env=env, cwd=ROOT, capture_output=True, text=True,
                            timeout=180)
-        if r.returncode == 0 or attempt == 2 or "timed out during startup" not in r.stdout + r.stderr:
+        said = r.stdout + r.stderr
+        if r.returncode == 0 or attempt == 2 or not any(m in said for m in RETRYABLE_START_FAILURES):
             break
-        print(f"ray start {' '.join(args)} timed out during startup; trying once more", flush=True)
+        print(f"ray start {' '.join(args)} failed ({said.strip().splitlines()[-1]}); trying once more", flush=True)
     assert r.returncode == 0, f"ray start {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
 
 
