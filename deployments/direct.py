@@ -4,7 +4,8 @@ Through the router, a Python call costs two Serve hops (caller -> router
 replica -> provider replica). Here the caller runs the same `RouterCore` the
 router replicas run (limits, argument and embedding-space guards, deadlines,
 breakers, the fallback chain, answer checks, the embedding cache and merging)
-and calls the provider's deployment handle itself: one hop.
+and calls the provider's deployment handle itself: one hop. Its reads go by
+value over gRPC (`deployments.handles`), as the router replicas' calls do.
 
 - The route table is the one in GCS. It is re-read lazily, at most every
   `TABLE_POLL_S`, when a call finds its copy older than that: no background
@@ -30,6 +31,7 @@ import time
 import uuid
 from typing import Any
 
+from deployments.handles import by_value_reads_handle
 from deployments.liveness import provider_liveness
 from deployments.observability import usage_snapshot
 from deployments.router_core import RouterCore
@@ -47,7 +49,8 @@ class DirectRoute:
     """Routes this process's provider calls itself, over the registry's table in GCS."""
 
     def __init__(self, settings: RegistrySettings, store: TableStore, table: Any) -> None:
-        self.core = RouterCore(settings, store, table, guards=[ArgumentGuard(), SpaceGuard()])
+        self.core = RouterCore(settings, store, table, guards=[ArgumentGuard(), SpaceGuard()],
+                               handle_of=by_value_reads_handle)
         self.core.caller.liveness = provider_liveness(self.core)
         self.stats_store = StatsStore(settings.app_name)
         self.client_id = f"client-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"

@@ -92,3 +92,38 @@ async def test_a_hot_swap_under_direct_python_load_drops_nothing(registry):
         assert 8 not in dims[dims.index(16):], "after the first answer of the new version, only the new one"
     finally:
         await admin.delete_provider(ProviderType.EMBEDDING, "direct-swap")
+
+
+async def test_reads_go_by_value_and_an_answer_too_large_for_grpc_comes_by_reference(registry, pg_data_dir):
+    """One hop sends reads by value over gRPC (`deployments.handles`); this process's gRPC
+    client refuses answers over 4 MiB, so 1,000 documents of 5,000 characters (5 MB) must
+    come back by reference, whole. A write goes by reference from the start."""
+    from ray.serve._private.request_router import replica_wrapper
+
+    from deployments.handles import ReadsByValue
+    from providers.interfaces.vector_stores import VectorDocument
+
+    limit = replica_wrapper.RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH
+    assert limit < 5_000_000, f"premise: this process's gRPC client takes answers up to {limit} bytes"
+    direct, admin = ProviderRegistry(direct=True), ProviderRegistry(direct=False)
+    await admin.register_provider(ProviderType.VECTOR_STORE, "big-answers", "providers.vector_stores.pgvector.PgVectorStore",
+                                  {"data_dir": pg_data_dir, "table_name": "big_answers", "dimension": 8},
+                                  deployment={"num_cpus": 0.1})
+    try:
+        store = await direct.get_provider(ProviderType.VECTOR_STORE, "big-answers")
+        ids = [f"big-{i:04d}" for i in range(1000)]
+        for start in range(0, 1000, 100):
+            stored = await store.store_documents([
+                VectorDocument(id=i, content=i[-1] * 5000, embedding=np.ones(8, dtype=np.float32))
+                for i in ids[start:start + 100]])
+            assert stored == ids[start:start + 100]
+        handles = list(direct._direct[1].core.handles.values())
+        assert handles and all(isinstance(h, ReadsByValue) for h in handles)
+
+        hits = await store.search_similar(np.ones(8, dtype=np.float32), top_k=3)
+        assert [h.score for h in hits] == pytest.approx([1.0] * 3)
+        documents = await store.search_by_ids(ids)
+        assert sorted(d.id for d in documents) == ids
+        assert all(d.content == d.id[-1] * 5000 for d in documents)
+    finally:
+        await admin.delete_provider(ProviderType.VECTOR_STORE, "big-answers")
