@@ -58,7 +58,12 @@ class ProviderRegistry:
             if not ray.is_initialized():
                 ray.init(address=self.address or os.environ.get("RAY_ADDRESS", "auto"),
                          log_to_driver=False, ignore_reinit_error=True)
-            self._router = serve.get_deployment_handle(ROUTER_DEPLOYMENT, self.app_name)
+            from deployments.handles import ReadsByValue, router_call_repeatable
+
+            # Reads go by value over gRPC (`deployments.handles`): 2.1 ms of this process's CPU
+            # per pgvector search by reference (benchmarks/hop_cost.py, 2026-12-06).
+            handle = serve.get_deployment_handle(ROUTER_DEPLOYMENT, self.app_name)
+            self._router = ReadsByValue(handle, handle.options(_by_reference=False), router_call_repeatable)
         return self._router
 
     async def _ask(self, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -24,7 +24,7 @@ other call (writes) goes by reference as before.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from deployments.names import PROVIDER_DEPLOYMENT_NAME
@@ -38,6 +38,19 @@ REPEATABLE = frozenset().union(*MERGEABLE.values()) | {
 }
 # `ProviderDeployment` methods whose first argument names the provider method.
 _DISPATCHERS = frozenset({"invoke", "invoke_many"})
+# `RegistryRouter` methods that only read; ``call`` reads when its provider method does.
+ROUTER_READS = frozenset({"describe", "list_providers", "get_stats", "get_events", "health_check", "client_settings",
+                          "list_tools"})
+
+
+def provider_call_repeatable(method: str, args: tuple[Any, ...]) -> bool:
+    """A call of `ProviderDeployment`: ``invoke(provider_method, ...)``, ``describe()``."""
+    return method == "describe" or (method in _DISPATCHERS and bool(args) and args[0] in REPEATABLE)
+
+
+def router_call_repeatable(method: str, args: tuple[Any, ...]) -> bool:
+    """A call of `RegistryRouter`: ``call(ptype, name, provider_method, ...)`` or a read of the registry."""
+    return method in ROUTER_READS or (method == "call" and len(args) > 2 and args[2] in REPEATABLE)
 
 
 def by_value_reads_handle(app_name: str) -> ReadsByValue:
@@ -46,15 +59,18 @@ def by_value_reads_handle(app_name: str) -> ReadsByValue:
 
     # A handle of its own (serve.get_deployment_handle shares one per app in a process).
     handle = DeploymentHandle(PROVIDER_DEPLOYMENT_NAME, app_name)
-    return ReadsByValue(handle, handle.options(_by_reference=False))
+    return ReadsByValue(handle, handle.options(_by_reference=False), provider_call_repeatable)
 
 
 class ReadsByValue:
-    """``handle.<method>.remote(...)`` as on a `DeploymentHandle`; the transport is chosen per call."""
+    """``handle.<method>.remote(...)`` as on a `DeploymentHandle`; the transport is chosen per
+    call: by value when ``repeatable(method, args)``, else by reference."""
 
-    def __init__(self, by_reference: Any, by_value: Any) -> None:
+    def __init__(self, by_reference: Any, by_value: Any,
+                 repeatable: Callable[[str, tuple[Any, ...]], bool]) -> None:
         self.by_reference = by_reference
         self.by_value = by_value
+        self.repeatable = repeatable
 
     def __getattr__(self, method: str) -> _Method:
         if method.startswith("__"):
@@ -68,7 +84,7 @@ class _Method:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         by_reference = getattr(self.handle.by_reference, self.method)
-        if self.method == "describe" or (self.method in _DISPATCHERS and args and args[0] in REPEATABLE):
+        if self.handle.repeatable(self.method, args):
             return _Answer(getattr(self.handle.by_value, self.method), by_reference, args, kwargs)
         return by_reference.remote(*args, **kwargs)
 
