@@ -1,4 +1,9 @@
-"""Deployment handles for a Python caller's one hop: repeatable reads go by value.
+"""Deployment handles for a Python caller: repeatable reads go by value.
+
+Used for the one hop's provider handles (`deployments.direct`) and for the
+Python API's handle to the router (`deployments.client`): via the router,
+pgvector searches went 248 -> 325/s, the caller's CPU per search 2.14 -> 1.12
+ms and the router replica's 2.12 -> 1.18 (benchmarks/hop_cost.py --quick).
 
 A Serve handle call goes by reference by default: the request is an actor
 task, the answer an object in Ray's object store. Serve's throughput mode
