@@ -31,12 +31,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._timeline import free_port  # noqa: E402
-from benchmarks.vector_search import DIM, PG, clustered, fill  # noqa: E402
+from benchmarks.vector_search import DIM, PG, clustered, fill, timed_searches  # noqa: E402
 
 PATHS = ("direct", "python", "router", "http")
 # Process kinds, by what their command line holds; first match wins.
@@ -65,25 +66,10 @@ def kind_of(pid: int, cmd: str) -> str:
     return next((kind for marker, kind in KINDS if marker in cmd), "other")
 
 
-async def load(search, queries, seconds: float, concurrency: int = 8) -> int:
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def worker(k: int) -> None:
-        nonlocal done
-        i = k
-        while time.perf_counter() < stop:
-            await search(queries[i % len(queries)])
-            done += 1
-            i += concurrency
-    await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return done
-
-
 async def measure(path: str, search, queries, seconds: float, spy: Path | None) -> dict:
     from providers.registry.coalescing import Coalescer
 
-    await load(search, queries, 1.0)  # warm: connections, pools, first calls
+    await timed_searches(search, queries, 8, min_seconds=1.0)  # warm: connections, pools, first calls
     coalescers = [o for o in gc.get_objects() if isinstance(o, Coalescer)]
     merged_before = [(c.flushes, c.merged_calls) for c in coalescers]
     spies = []
@@ -98,7 +84,7 @@ async def measure(path: str, search, queries, seconds: float, spy: Path | None) 
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     before = cpu_by_process()
     start = time.perf_counter()
-    searches = await load(search, queries, seconds)
+    searches = (await timed_searches(search, queries, 8, min_seconds=seconds))["searches"]
     elapsed = time.perf_counter() - start
     after = cpu_by_process()
     for s in spies:
@@ -158,11 +144,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8))
             url = f"{http}/v1/vector_stores/hop-cost/search"
 
-            async def over_http(q: np.ndarray) -> list:
+            async def over_http(q: np.ndarray) -> list[SimpleNamespace]:
                 body = orjson.dumps({"embedding": q, "top_k": 10}, option=orjson.OPT_SERIALIZE_NUMPY)
                 async with session.post(url, data=body, headers={"content-type": "application/json"}) as r:
                     r.raise_for_status()
-                    return orjson.loads(await r.read())["results"]
+                    return [SimpleNamespace(id=h["id"]) for h in orjson.loads(await r.read())["results"]]
 
             searches = {"python": lambda q: one_hop.search_similar(q, top_k=10),
                         "router": lambda q: routed.search_similar(q, top_k=10), "http": over_http}

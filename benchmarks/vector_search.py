@@ -113,16 +113,18 @@ def recall(hits: list[list[str]], truth: list[set[int]]) -> float:
 MIN_SECONDS = 2.0
 
 
-async def timed_searches(search, queries: np.ndarray, concurrency: int) -> dict:
-    """Every query once, then again from the start until `MIN_SECONDS` passed, ``concurrency``
-    in flight; the first pass's results in query order, latencies of all, QPS of all."""
+async def timed_searches(search, queries: np.ndarray, concurrency: int, min_seconds: float | None = None) -> dict:
+    """Every query once, then again from the start until ``min_seconds`` (`MIN_SECONDS`)
+    passed, ``concurrency`` in flight; the first pass's results in query order, latencies
+    of all, QPS of all."""
+    min_seconds = MIN_SECONDS if min_seconds is None else min_seconds
     results: list[list[str]] = [[] for _ in queries]
     latencies: list[float] = []
     next_i = 0
     start = 0.0
 
     def more() -> bool:
-        return next_i < len(queries) or time.perf_counter() - start < MIN_SECONDS
+        return next_i < len(queries) or time.perf_counter() - start < min_seconds
 
     async def worker() -> None:
         nonlocal next_i

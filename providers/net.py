@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -29,3 +30,13 @@ def free_port_in(low: int, high: int, host: str = "0.0.0.0", tries: int = 200) -
                 continue
             return port
     raise OSError(f"no free port in {low}-{high - 1} after {tries} tries")
+
+
+def free_ports(n: int, draw: Callable[[], int] = free_port) -> list[int]:
+    """``n`` different ports from ``draw``: each draw only knows that its port is free now,
+    so two draws can give the same one (CI, 2026-12-06: 33313 twice from `free_port`)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        if (port := draw()) not in ports:
+            ports.append(port)
+    return ports

@@ -119,7 +119,7 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
     """
     if ingress == "proxy":
         return {}
-    from providers.net import free_port_in
+    from providers.net import free_port_in, free_ports
 
     if run_dir is None:
         run_dir = _private_run_dir()
@@ -130,11 +130,7 @@ def ray_env(ingress: str, run_dir: Path | None = None) -> dict[str, str]:
 
         raise ConfigError(f"HAProxy's run directory {run_dir} is longer than {MAX_RUN_DIR_CHARS} characters: "
                           "its sockets would exceed HAProxy's 97-byte limit", "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC")
-    ports: list[int] = []
-    while len(ports) < 4:  # four different ones: each draw only knows the port is free now
-        port = free_port_in(*HAPROXY_PORT_RANGE)
-        if port not in ports:
-            ports.append(port)
+    ports = free_ports(4, lambda: free_port_in(*HAPROXY_PORT_RANGE))
     return {
         **cluster_env(ingress),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),

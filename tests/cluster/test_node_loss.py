@@ -38,7 +38,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from providers.net import free_port
+from providers.net import free_port, free_ports
 from tests.cluster.conftest import PROCESS_AUTH
 from tests.crash import sigkill
 from tests.processes import processes_under, stop_processes_under
@@ -54,23 +54,15 @@ WAIT_S = 180
 RETRYABLE_START_FAILURES = ("timed out during startup", "is used by other components")
 
 
-def distinct_free_ports(n: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < n:
-        if (port := free_port()) not in ports:
-            ports.append(port)
-    return ports
-
-
 def ray_start(args: list[str], env: dict[str, str]) -> None:
     # A node start can time out when the machine is busy (CI, 2026-12-05: "The current node
     # timed out during startup" beside two other suites): one more try, with new ports.
     for attempt in (1, 2):
         # Every port of its own: the agents' defaults would clash between nodes on one machine.
-        # Distinct too: free_port() can hand out the same port twice in a row (CI, 2026-12-06:
-        # "dashboard_agent_http is trying to use a port number 33313 that is used by other
-        # components", the object manager's).
-        agent, grpc, runtime, metrics, node, objects = distinct_free_ports(6)
+        # Distinct too (`free_ports`): free_port() handed out the same port twice in a row (CI,
+        # 2026-12-06: "dashboard_agent_http is trying to use a port number 33313 that is used
+        # by other components", the object manager's).
+        agent, grpc, runtime, metrics, node, objects = free_ports(6)
         ports = [f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={grpc}",
                  f"--runtime-env-agent-port={runtime}", f"--metrics-export-port={metrics}",
                  f"--node-manager-port={node}", f"--object-manager-port={objects}"]
