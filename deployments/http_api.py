@@ -38,29 +38,42 @@ from providers.types import ProviderType
 logger = logging.getLogger("ray.serve")
 
 
-def route(method: str, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def route(method: str, path: str, *, hot: bool = False,
+          **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a handler method of a route group; `mount` adds it, bound to its object.
 
     Handlers are methods of small classes that receive their collaborators in
     their constructors, so no FastAPI app exists at import time and none is
     changed by importing anything (`build_http_app` makes one per router).
+    ``hot``: a busy route with a fixed path whose handler takes only the request
+    and answers its own errors; `deployments.hot_routes` answers it before
+    FastAPI's routing.
     """
+    if hot and "{" in path:
+        raise ValueError(f"a hot route has a fixed path, not {path!r}")
+
     def mark(handler: Callable[..., Any]) -> Callable[..., Any]:
         handler.__route__ = (method, path, options)  # type: ignore[attr-defined]
+        handler.__hot__ = hot  # type: ignore[attr-defined]
         return handler
 
     return mark
 
 
-def mount(app: FastAPI, *groups: object) -> None:
+def mount(app: FastAPI, *groups: object) -> dict[tuple[str, str], Callable[..., Any]]:
     """Add every marked handler of ``groups``, in the order the classes define them
-    (Starlette matches routes in order: ``/entities/{id:path}`` before ``/entities``)."""
+    (Starlette matches routes in order: ``/entities/{id:path}`` before ``/entities``).
+    Returns the hot ones, ``(method, path) -> bound handler``, for `HotRoutes`."""
+    hot = {}
     for group in groups:
         for name, handler in vars(type(group)).items():
             marked = getattr(handler, "__route__", None)
             if marked is not None:
                 method, path, options = marked
                 app.add_api_route(path, getattr(group, name), methods=[method], **options)
+                if handler.__hot__:
+                    hot[(method, path)] = getattr(group, name)
+    return hot
 
 
 def new_app() -> FastAPI:
@@ -290,7 +303,7 @@ class CoreRoutes:
     def __init__(self, core: Any, observability: Any, body: BodyReader) -> None:
         self.core, self.observability, self.body = core, observability, body
 
-    @route("POST", "/v1/embeddings", openapi_extra=json_body(EmbeddingsRequest))
+    @route("POST", "/v1/embeddings", hot=True, openapi_extra=json_body(EmbeddingsRequest))
     async def embeddings(self, request: Request) -> Response:
         # The body is parsed here, not by FastAPI, so that a client that omits
         # Content-Type (curl -d does) is still understood, and errors keep our shape.
@@ -319,12 +332,12 @@ class CoreRoutes:
         return json_response({"object": "list", "data": data, "model": body.model,
                               "usage": {"prompt_tokens": words, "total_tokens": words}})
 
-    @route("POST", "/v1/embed", openapi_extra=json_body(CohereEmbedRequest))
+    @route("POST", "/v1/embed", hot=True, openapi_extra=json_body(CohereEmbedRequest))
     async def cohere_embed_v1(self, request: Request) -> Response:
         """Cohere's v1 embed (``cohere.Client.embed``); shapes in `deployments.cohere_shapes`."""
         return await self._cohere_embed(request, CohereEmbedRequest, 1)
 
-    @route("POST", "/v2/embed", openapi_extra=json_body(CohereEmbedV2Request))
+    @route("POST", "/v2/embed", hot=True, openapi_extra=json_body(CohereEmbedV2Request))
     async def cohere_embed_v2(self, request: Request) -> Response:
         """Cohere's v2 embed (``cohere.ClientV2.embed``)."""
         return await self._cohere_embed(request, CohereEmbedV2Request, 2)

@@ -177,7 +177,7 @@ class ToolRoutes:
             return arguments
         return {**arguments, "idempotency_key": request_id[:MAX_KEY_CHARS]}
 
-    @route("POST", "/v1/rerank", openapi_extra=json_body(RerankRequest))
+    @route("POST", "/v1/rerank", hot=True, openapi_extra=json_body(RerankRequest))
     async def http_rerank(self, request: Request) -> Response:
         """Cohere's v1 rerank (``cohere.Client.rerank``), also Jina's shape."""
         try:
@@ -190,7 +190,7 @@ class ToolRoutes:
         return json_response({"id": str(uuid.uuid4()), "model": body.model, "results": results,
                               "meta": {"documents": len(texts), **api_meta(1, search_units=1)}})
 
-    @route("POST", "/v2/rerank", openapi_extra=json_body(CohereRerankV2Request))
+    @route("POST", "/v2/rerank", hot=True, openapi_extra=json_body(CohereRerankV2Request))
     async def http_rerank_v2(self, request: Request) -> Response:
         """Cohere's v2 rerank (``cohere.ClientV2.rerank``): documents are strings, none echoed."""
         try:
