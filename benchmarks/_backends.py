@@ -7,4 +7,6 @@ BACKENDS = {
     "openvino": {"backend": "openvino"},
     "openvino-bf16": {"backend": "openvino", "precision": "bf16"},
     "onnx-int8": {"backend": "onnx", "quantize": "dynamic"},
+    # two forward passes at once, a thread each (config key streams)
+    "openvino-bf16-streams2": {"backend": "openvino", "precision": "bf16", "streams": 2},
 }

@@ -127,7 +127,7 @@ async def offline_figures(name: str, texts: list[str], seconds: float, cache_dir
         await provider.close()
     out = {"offline_sentences_per_s": round(b32, 1), "offline_one_text_per_s": round(b1, 1),
            "sts_spearman": spearman, "startup_cold_s": round(startup[0], 2), "startup_cached_s": round(startup[1], 2)}
-    out.update({k: details[k] for k in ("runtime", "threads", "precision") if k in details})
+    out.update({k: details[k] for k in ("runtime", "threads", "streams", "precision") if k in details})
     print(json.dumps({"backend": name, **out}), flush=True)
     return out
 

@@ -251,6 +251,8 @@ class SentenceTransformerProvider(EmbeddingProviderBase):
 
     async def close(self) -> None:
         await self._thread.close()
+        if self.exported is not None:
+            self.exported.close()
 
     def _health_details(self) -> dict[str, Any]:
         backend = self.exported.info if self.exported is not None else {"backend": "torch"}

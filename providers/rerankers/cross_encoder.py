@@ -157,3 +157,5 @@ class CrossEncoderReranker(RerankerBase):
 
     async def close(self) -> None:
         await self._thread.close()
+        if self.exported is not None:
+            self.exported.close()

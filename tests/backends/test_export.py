@@ -102,6 +102,24 @@ async def test_threads_follow_num_threads_or_omp(backend: str, tiny_model_dir: s
         await omp.close()
 
 
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+async def test_streams_share_the_threads_and_rank_as_one_stream(backend: str, tiny_model_dir: str,
+                                                                export_cache: str) -> None:
+    one = await load(tiny_model_dir, backend=backend, num_threads=2, export_cache_dir=export_cache)
+    two = await load(tiny_model_dir, backend=backend, num_threads=2, streams=2, export_cache_dir=export_cache)
+    capped = await load(tiny_model_dir, backend=backend, num_threads=2, streams=4, export_cache_dir=export_cache)
+    try:
+        pairs = PAIRS * 8  # 16 pairs: two batches of 8, one on each stream
+        want, got = one.predict_pairs(pairs), two.predict_pairs(pairs)
+        assert (one.exported.info["streams"], two.exported.info["streams"]) == (1, 2)
+        assert two.exported.info["threads"] == 2
+        assert capped.exported.info["streams"] == 2  # never more streams than threads
+    finally:
+        for r in (one, two, capped):
+            await r.close()
+    assert [round(s, 4) for s in got] == [round(s, 4) for s in want]
+
+
 @pytest.mark.parametrize(("package", "backend"), [("onnxruntime", "onnx"), ("openvino", "openvino")])
 def test_a_missing_runtime_names_the_extra(package: str, backend: str, monkeypatch: pytest.MonkeyPatch,
                                            tmp_path: Path) -> None:
@@ -129,6 +147,7 @@ async def test_a_failed_export_names_the_model_and_the_step(tiny_model_dir: str,
     ({"backend": "openvino", "quantize": "dynamic"}, "quantize"),
     ({"backend": "torch", "quantize": "dynamic"}, "quantize"),
     ({"backend": "onnx", "precision": "bf16"}, "precision"),
+    ({"backend": "torch", "streams": 2}, "streams"),
 ])
 def test_options_that_do_not_fit_the_backend_are_refused(config: dict, key: str) -> None:
     from providers.config_base import parse_provider_config

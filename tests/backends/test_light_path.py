@@ -212,3 +212,34 @@ def test_the_key_follows_every_file_that_shapes_the_graph(model_copy: Path) -> N
     pooling.update(pooling_mode_mean_tokens=False, pooling_mode_cls_token=True)  # another graph
     (model_copy / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     assert export_cache.files_digest(model_copy) != before
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+async def test_streams_run_a_calls_batches_side_by_side_with_the_same_vectors(backend: str,
+                                                                              warm_cache: dict[str, Any]) -> None:
+    """``streams: 2``: a call is cut into batches that run on two forward passes at once, each in a
+    thread of the stream pool, and the vectors are those of one stream."""
+    import threading
+
+    one = await provider(backend=backend, export_cache_dir=warm_cache["dir"])
+    two = await provider(backend=backend, export_cache_dir=warm_cache["dir"], streams=2)
+    runs: list[tuple[int, int]] = []  # (thread id, batch rows) of every forward pass
+    run = two.exported.runtime.run
+
+    def recording_run(feeds):
+        runs.append((threading.get_ident(), len(next(iter(feeds.values())))))
+        return run(feeds)
+
+    two.exported.runtime.run = recording_run
+    try:
+        want, got = one.encode(TEXTS), two.encode(TEXTS)
+        encode_runs = list(runs)  # the encode's own; the health check below runs a pass too
+        report = await two.health_check()
+    finally:
+        await one.close()
+        await two.close()
+    assert report["streams"] == 2 and report["threads"] == 2, report
+    assert sorted(rows for _, rows in encode_runs) == [len(TEXTS) - 4, 4]  # cut in two (4 rows at least)
+    threads = {tid for tid, _ in encode_runs}
+    assert threads and threading.get_ident() not in threads  # on the stream pool's threads, not the caller's
+    assert float(np.abs(got - want).max()) <= 1e-5
