@@ -173,7 +173,7 @@ class ExportedModel:
         feeds = [{n: f[n] for n in self.runtime.input_names}
                  for f in (self.tokenize([items[i] for i in batch]) for batch in batches)]
         if self._pool is not None and len(batches) > 1:
-            outs = list(self._pool.map(self.runtime.run, feeds))
+            outs = list(self._pool.map(self.runtime.run_stream, feeds))
         else:
             outs = [self.runtime.run(f) for f in feeds]
         rows: list[np.ndarray] = [np.empty(0)] * len(items)

@@ -218,22 +218,23 @@ def test_the_key_follows_every_file_that_shapes_the_graph(model_copy: Path) -> N
 async def test_streams_run_a_calls_batches_side_by_side_with_the_same_vectors(backend: str,
                                                                               warm_cache: dict[str, Any]) -> None:
     """``streams: 2``: a call is cut into batches that run on two forward passes at once, each in a
-    thread of the stream pool, and the vectors are those of one stream."""
+    thread of the stream pool; a call of one batch is a lone pass; the vectors are those of one stream."""
     import threading
 
     one = await provider(backend=backend, export_cache_dir=warm_cache["dir"])
     two = await provider(backend=backend, export_cache_dir=warm_cache["dir"], streams=2)
     runs: list[tuple[int, int]] = []  # (thread id, batch rows) of every forward pass
-    run = two.exported.runtime.run
+    run_stream = two.exported.runtime.run_stream
 
     def recording_run(feeds):
         runs.append((threading.get_ident(), len(next(iter(feeds.values())))))
-        return run(feeds)
+        return run_stream(feeds)
 
-    two.exported.runtime.run = recording_run
+    two.exported.runtime.run_stream = recording_run
     try:
         want, got = one.encode(TEXTS), two.encode(TEXTS)
-        encode_runs = list(runs)  # the encode's own; the health check below runs a pass too
+        lone = two.encode(TEXTS[:1])  # one batch: a lone pass on every thread, not a stream
+        encode_runs = list(runs)
         report = await two.health_check()
     finally:
         await one.close()
@@ -243,3 +244,4 @@ async def test_streams_run_a_calls_batches_side_by_side_with_the_same_vectors(ba
     threads = {tid for tid, _ in encode_runs}
     assert threads and threading.get_ident() not in threads  # on the stream pool's threads, not the caller's
     assert float(np.abs(got - want).max()) <= 1e-5
+    assert float(np.abs(lone - want[:1]).max()) <= 1e-5
