@@ -159,7 +159,8 @@ async def fill(store, data: np.ndarray, prefix: str = "") -> float:
 
 
 async def direct_phase(kind: str, config: dict, data: np.ndarray, queries: np.ndarray, truth: list[set[int]],
-                       concurrency: int, ef_values: list[int | None]) -> tuple[float, float, dict]:
+                       concurrency: int, ef_values: list[int | None],
+                       min_seconds: float = MIN_SECONDS) -> tuple[float, float, dict]:
     """Fill through the provider class and measure it; returns (insert/s, index build s, {ef: result})."""
     if kind == "pgvector":
         from providers.vector_stores.pgvector import PgVectorStore as cls
@@ -177,7 +178,7 @@ async def direct_phase(kind: str, config: dict, data: np.ndarray, queries: np.nd
     for ef in ef_values:
         if ef is not None:
             await store.create_index({"ef_search": ef})  # same index; new connections get the setting
-        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency, min_seconds)
         out[ef] = {"recall_at_10": recall(run["hits"], truth), "qps_direct": run["qps"],
                    "p50_direct_ms": run["p50_ms"]}
     await store.close()
@@ -196,7 +197,8 @@ def http_search(client, url: str):
 
 
 async def registry_phase(name: str, class_path: str, config: dict, queries: np.ndarray,
-                         truth: list[set[int]], concurrency: int, ef_values: list[int | None], http: str) -> dict:
+                         truth: list[set[int]], concurrency: int, ef_values: list[int | None], http: str,
+                         min_seconds: float = MIN_SECONDS) -> dict:
     import httpx
 
     from serve_app import ProviderRegistry, ProviderType, provider_registry
@@ -209,14 +211,14 @@ async def registry_phase(name: str, class_path: str, config: dict, queries: np.n
             cfg = {**config, "index": {**config.get("index", {}), "ef_search": ef}}
             await provider_registry.swap_provider(ProviderType.VECTOR_STORE, name, config=cfg)
         store = await provider_registry.get_provider(ProviderType.VECTOR_STORE, name)
-        run = await timed_searches(lambda q, store=store: store.search_similar(q, top_k=10), queries, concurrency)
+        run = await timed_searches(lambda q, store=store: store.search_similar(q, top_k=10), queries, concurrency, min_seconds)
         one_hop = await ProviderRegistry(direct=True).get_provider(ProviderType.VECTOR_STORE, name)
         fast = await timed_searches(lambda q, store=one_hop: store.search_similar(q, top_k=10), queries,
-                                    concurrency)
+                                    concurrency, min_seconds)
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             web = await timed_searches(http_search(client, f"{http}/v1/vector_stores/{name}/search"), queries,
-                                       concurrency)
+                                       concurrency, min_seconds)
         out[ef] = {"recall_registry": recall(run["hits"], truth), "qps_registry": run["qps"],
                    "p50_ms": run["p50_ms"], "p99_ms": run["p99_ms"],
                    "recall_python": recall(fast["hits"], truth), "qps_python": fast["qps"],
@@ -241,9 +243,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
     results, inserts, builds = [], {}, {}
     try:
         pg_insert, pg_build, pg_direct = await direct_phase("pgvector", pg_config, data, queries, truth,
-                                                            args.concurrency, [40, 100])
+                                                            args.concurrency, [40, 100], args.min_seconds)
         qd_insert, _, qd_direct = await direct_phase("qdrant", qd_config, data, queries, truth,
-                                                     args.concurrency, [None])
+                                                     args.concurrency, [None], args.min_seconds)
         inserts.update(pgvector=pg_insert, qdrant=qd_insert)
         builds["pgvector_hnsw_s"] = pg_build
 
@@ -251,9 +253,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
         http = start_registry(parse_config({"registry": {"app_name": "registry", "http_port": free_port(),
                                                           "router": {"merge_reads": args.merge_reads}}}))["http"]
         pg_reg = await registry_phase("bench-pg", PG, {**pg_config, "index": {"ef_search": 40}}, queries, truth,
-                                      args.concurrency, [None, 100], http)
+                                      args.concurrency, [None, 100], http, args.min_seconds)
         qd_reg = await registry_phase("bench-qdrant", QDRANT, qd_config, queries, truth, args.concurrency, [None],
-                                      http)
+                                      http, args.min_seconds)
         for ef, reg_key in ((40, None), (100, 100)):
             results.append({"store": "pgvector", "ef_search": ef, "default": ef == 100,
                             **pg_direct[ef], **pg_reg[reg_key]})
@@ -278,7 +280,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict:
             r[key] = round(r[key], 4 if "recall" in key else 2)
     return {"benchmark": "vector_search", "n": args.n, "dim": DIM, "queries": args.queries,
             "data": {"kind": "clustered", "centers": CENTERS, "sigma": SIGMA, "mean_top1_cos": round(top1, 3)},
-            "concurrency": args.concurrency, "min_seconds": MIN_SECONDS, "results": results,
+            "concurrency": args.concurrency, "min_seconds": args.min_seconds, "results": results,
             "insert_per_s": round(inserts["pgvector"], 1),
             "insert_per_s_by_store": {k: round(v, 1) for k, v in inserts.items()},
             "index_build_s": {k: round(v, 2) for k, v in builds.items()},
@@ -306,7 +308,7 @@ def own_stores(tag: str):
 
 
 async def served_phase(target, name: str, data: np.ndarray, queries: np.ndarray, truth: list[set[int]],
-                       concurrency: int, prefix: str) -> dict:
+                       concurrency: int, prefix: str, min_seconds: float = MIN_SECONDS) -> dict:
     """Fill through the registry, search through it three ways, delete what was stored."""
     import httpx
 
@@ -315,14 +317,14 @@ async def served_phase(target, name: str, data: np.ndarray, queries: np.ndarray,
     store = await ProviderRegistry(app_name=target.app_name).get_provider(ProviderType.VECTOR_STORE, name)
     insert = await fill(store, data, prefix)
     try:
-        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency)
+        run = await timed_searches(lambda q: store.search_similar(q, top_k=10), queries, concurrency, min_seconds)
         one_hop = await ProviderRegistry(app_name=target.app_name, direct=True).get_provider(
             ProviderType.VECTOR_STORE, name)
-        fast = await timed_searches(lambda q: one_hop.search_similar(q, top_k=10), queries, concurrency)
+        fast = await timed_searches(lambda q: one_hop.search_similar(q, top_k=10), queries, concurrency, min_seconds)
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(timeout=60, limits=limits) as client:
             web = await timed_searches(http_search(client, f"{target.url}/v1/vector_stores/{name}/search"),
-                                       queries, concurrency)
+                                       queries, concurrency, min_seconds)
     finally:
         for s in range(0, len(data), 1000):  # a store the run did not create keeps only an empty table
             await store.delete_documents([f"{prefix}{i}" for i in range(s, min(s + 1000, len(data)))])
@@ -335,14 +337,15 @@ async def served_phase(target, name: str, data: np.ndarray, queries: np.ndarray,
             "p50_http_ms": round(web["p50_ms"], 2), "p99_http_ms": round(web["p99_ms"], 2)}
 
 
-async def read_only_phase(target, name: str, queries: np.ndarray, concurrency: int) -> dict:
+async def read_only_phase(target, name: str, queries: np.ndarray, concurrency: int,
+                          min_seconds: float = MIN_SECONDS) -> dict:
     """A running store: searches over HTTP only, nothing written."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         web = await timed_searches(http_search(client, f"{target.url}/v1/vector_stores/{name}/search"),
-                                   queries, concurrency)
+                                   queries, concurrency, min_seconds)
     return {"store": name, "recall_http": None, "qps_http": round(web["qps"], 2),
             "p50_http_ms": round(web["p50_ms"], 2), "p99_http_ms": round(web["p99_ms"], 2),
             "results_per_query": round(float(np.mean([len(h) for h in web["hits"]])), 2)}
@@ -365,7 +368,8 @@ def run_on_target(args: argparse.Namespace) -> dict:
         deploy_chosen(target, args, own_stores(tag), adapt=private_tables(tag))
         environment = describe_environment(target)
         if target.mode == "running":
-            results.append(asyncio.run(read_only_phase(target, target.name, queries, args.concurrency)))
+            results.append(asyncio.run(read_only_phase(target, target.name, queries, args.concurrency,
+                                                           args.min_seconds)))
         else:
             data = clustered(args.n, seed=1)[:, :args.dim]
             data /= np.linalg.norm(data, axis=1, keepdims=True)
@@ -373,12 +377,12 @@ def run_on_target(args: argparse.Namespace) -> dict:
             names = ["bench-pg", "bench-qdrant"] if target.mode == "own" else [target.name]
             for name in names:
                 results.append(asyncio.run(served_phase(target, name, data, queries, truth, args.concurrency,
-                                                        prefix=f"bench-{tag}-")))
+                                                        prefix=f"bench-{tag}-", min_seconds=args.min_seconds)))
     finally:
         left = finish(target)
     return {"benchmark": "vector_search", "quick": args.quick, **target_fields(target, left),
             "n": args.n if target.mode != "running" else None, "dim": args.dim, "queries": args.queries,
-            "concurrency": args.concurrency, "min_seconds": MIN_SECONDS, "results": results,
+            "concurrency": args.concurrency, "min_seconds": args.min_seconds, "results": results,
             "direct": None, "direct_skipped": "the in-process phase runs on the driver only in a local run",
             "ingress": ingress_in_effect() if target.started_ray else "cluster", "environment": environment}
 
@@ -402,7 +406,6 @@ def main() -> int:
     p.add_argument("--min-seconds", type=float, default=MIN_SECONDS,
                    help="shortest timed phase: the queries are asked again until it has passed")
     args = p.parse_args()
-    globals()["MIN_SECONDS"] = args.min_seconds
     args.n = args.n or (5_000 if args.quick else 100_000)
     args.queries = args.queries or (200 if args.quick else 1000)
     if mode_of(args) != "own" or args.address:
