@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,6 +59,19 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
         except Exception:  # gone meanwhile, or not ours to read
             continue
     return out
+
+
+def cpu_per_unit(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+                 kind_of: Callable[[int, str], str], units: int, elapsed: float) -> tuple[dict[str, float], float, float]:
+    """CPU between two `cpu_by_process` snapshots, by process kind: ({kind: ms per unit}, largest
+    first; ms per unit in all; cores busy). Processes not in both snapshots are left out."""
+    by_kind: dict[str, float] = {}
+    for pid, (cmd, cpu) in after.items():
+        if pid in before and cpu > before[pid][1]:
+            kind = kind_of(pid, cmd)
+            by_kind[kind] = by_kind.get(kind, 0.0) + cpu - before[pid][1]
+    per_unit = {k: round(v / units * 1000, 3) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])}
+    return per_unit, round(sum(by_kind.values()) / units * 1000, 3), round(sum(by_kind.values()) / elapsed, 2)
 
 
 def kind_of(pid: int, cmd: str) -> str:
@@ -89,17 +103,11 @@ async def measure(path: str, search, queries, seconds: float, spy: Path | None) 
     after = cpu_by_process()
     for s in spies:
         s.wait()
-    by_kind: dict[str, float] = {}
-    for pid, (cmd, cpu) in after.items():
-        if pid in before and cpu > before[pid][1]:
-            kind = kind_of(pid, cmd)
-            by_kind[kind] = by_kind.get(kind, 0.0) + cpu - before[pid][1]
+    per_search, per_search_all, cores_busy = cpu_per_unit(before, after, kind_of, searches, elapsed)
     flushes = sum(c.flushes - f for c, (f, _) in zip(coalescers, merged_before))
     merged = sum(c.merged_calls - m for c, (_, m) in zip(coalescers, merged_before))
     out = {"searches_per_s": round(searches / elapsed, 1),
-           "cpu_ms_per_search": {k: round(v / searches * 1000, 3) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
-           "cpu_ms_per_search_all": round(sum(by_kind.values()) / searches * 1000, 3),
-           "cores_busy": round(sum(by_kind.values()) / elapsed, 2)}
+           "cpu_ms_per_search": per_search, "cpu_ms_per_search_all": per_search_all, "cores_busy": cores_busy}
     if path == "python" and flushes:
         out["searches_per_provider_call"] = round(merged / flushes, 2)
     return out

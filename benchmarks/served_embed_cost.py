@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._target import Target, config_subset, write_result  # noqa: E402
 from benchmarks.embeddings_throughput import load, sentences  # noqa: E402
-from benchmarks.hop_cost import cpu_by_process  # noqa: E402
+from benchmarks.hop_cost import cpu_by_process, cpu_per_unit  # noqa: E402
 
 # Process kinds, by what their command line holds; first match wins.
 KINDS = (("RegistryRouter", "router replica"), ("--embeddings--", "provider replica"),
@@ -95,18 +95,12 @@ def one_run(target: Target, doc: dict, label: str, body: str, clients: int, seco
         after = cpu_by_process()
     finally:
         left = target.remove()
-    by_kind: dict[str, float] = {}
-    for pid, (cmd, cpu) in after.items():
-        if pid in before and cpu > before[pid][1]:
-            kind = kind_of(cmd)
-            by_kind[kind] = by_kind.get(kind, 0.0) + cpu - before[pid][1]
     served = max(r["requests"], 1)
+    per_request, per_request_all, cores_busy = cpu_per_unit(before, after, lambda _, cmd: kind_of(cmd), served,
+                                                            elapsed)
     out = {"variant": label, "requests_per_s": round(r["requests"] / r["seconds"], 1),
            "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "errors": r["errors"],
-           "cpu_ms_per_request": {k: round(v / served * 1000, 3)
-                                  for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
-           "cpu_ms_per_request_all": round(sum(by_kind.values()) / served * 1000, 3),
-           "cores_busy": round(sum(by_kind.values()) / elapsed, 2),
+           "cpu_ms_per_request": per_request, "cpu_ms_per_request_all": per_request_all, "cores_busy": cores_busy,
            **({"left_deployed": left} if left else {})}
     print(json.dumps(out), flush=True)
     return out

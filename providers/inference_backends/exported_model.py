@@ -79,8 +79,7 @@ class ExportedModel:
         self.runtime = runtime
         self.info = info
         self.meta = meta  # the fp32 entry's export.json
-        streams = getattr(runtime, "streams", 1)
-        self._pool = ThreadPoolExecutor(streams, thread_name_prefix="forward") if streams > 1 else None
+        self._pool = ThreadPoolExecutor(runtime.streams, thread_name_prefix="forward") if runtime.streams > 1 else None
 
     def close(self) -> None:
         if self._pool is not None:
